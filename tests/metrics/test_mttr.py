@@ -1,0 +1,116 @@
+"""MTTR and its parts on the failover_genesys fixture (scenario in make_failover_fixture.py)."""
+
+import json
+import pathlib
+
+import pytest
+
+from harness.metrics import mttr
+
+FIX = pathlib.Path(__file__).parent / "fixtures" / "failover_genesys"
+T = 1764770000.0
+P, S = "trunk-primary", "trunk-secondary"
+
+
+def load(name):
+    with open(FIX / name) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def calls():
+    return load("calls.jsonl")
+
+
+@pytest.fixture(scope="module")
+def events():
+    return load("events.jsonl")
+
+
+def test_detect_is_first_failed_final_response_after_injection(calls):
+    # the 408s placed at T and T+1 end at T+32; the 503 placed at T+2 ends at T+2.1
+    assert mttr.time_to_detect(calls, T) == pytest.approx(2.1)
+
+
+def test_detect_ignores_failures_before_injection(calls):
+    before = [c for c in calls if c["invite_at"] < T]
+    assert mttr.time_to_detect(before, T) is None
+
+
+def test_converge_prefers_failover_of_the_injected_trunk(events):
+    assert mttr.time_to_converge(events, T, trunk_id=P) == pytest.approx(20.0)
+    # the stale failover from another trunk at T-30 is before injection
+    assert mttr.time_to_converge(events, T) == pytest.approx(20.0)
+
+
+def test_converge_falls_back_to_config_applied_without_failover(events):
+    no_failover = [e for e in events if e["type"] != "failover"]
+    assert mttr.time_to_converge(no_failover, T, trunk_id=P) == pytest.approx(20.0)
+    assert mttr.time_to_converge(no_failover, T, trunk_id="elsewhere") is None
+
+
+def test_mttr_from_answer_events_honours_the_tag(events):
+    assert mttr.mttr_from_events(events, T, tag="run-1") == pytest.approx(21.5)
+    # the untagged organic answer at T+21.2 counts when no tag is asked for
+    assert mttr.mttr_from_events(events, T) == pytest.approx(21.2)
+
+
+def test_mttr_ignores_answers_not_via_failover(events):
+    direct = [dict(e, viaFailover=False) if e["type"] == "answer" else e for e in events]
+    assert mttr.mttr_from_events(direct, T) is None
+
+
+def test_mttr_from_records_uses_trunk_differing_from_entry(calls):
+    assert mttr.mttr_from_records(calls, T, tag="run-1") == pytest.approx(21.52)
+
+
+def test_mttr_from_records_skips_records_without_trunk_ids(calls):
+    blind = [dict(c, trunk=None) for c in calls]
+    assert mttr.mttr_from_records(blind, T) is None
+
+
+def test_recover_is_first_window_back_in_band_after_degradation(calls):
+    assert mttr.time_to_recover(calls, T, baseline_s=60, window_s=5, band=0.05) == 25.0
+
+
+def test_recover_is_none_without_degradation(calls):
+    healthy = [dict(c, outcome="answered") for c in calls]
+    assert mttr.time_to_recover(healthy, T) is None
+
+
+def test_recover_is_none_without_baseline(calls):
+    after = [c for c in calls if c["invite_at"] >= T]
+    assert mttr.time_to_recover(after, T) is None
+
+
+def test_analytics_figure_shows_the_batch_lag():
+    polls = load("analytics.jsonl")
+    assert mttr.analytics_mttr(polls, T, queue_id="queue-secondary") == pytest.approx(125.0)
+    assert mttr.analytics_mttr(polls, T, queue_id="queue-primary") is None
+
+
+def test_analytics_baseline_is_last_figure_before_injection():
+    polls = [{"polled_at": T - 5, "queueId": "q", "answeredCalls": 7},
+             {"polled_at": T + 5, "queueId": "q", "answeredCalls": 7},
+             {"polled_at": T + 10, "queueId": "q", "answeredCalls": 8}]
+    assert mttr.analytics_mttr(polls, T) == pytest.approx(10.0)
+
+
+def test_ground_truth_is_first_answer_minus_change_request():
+    truth = json.loads((FIX / "ground_truth.json").read_text())
+    assert mttr.ground_truth_mttr(truth, trunk_id=P) == pytest.approx(21.45)
+    # without a trunk, the earliest failover with a matching change (none for the
+    # stale one from trunk-other) is the primary's
+    assert mttr.ground_truth_mttr(truth) == pytest.approx(21.45)
+    assert mttr.ground_truth_mttr(truth, trunk_id="nope") is None
+
+
+def test_compare_ground_truth_reports_difference():
+    assert mttr.compare_ground_truth(21.5, 21.45) == {"mttr_s": 21.45, "difference_s": 0.05}
+    assert mttr.compare_ground_truth(None, 21.45) == {"mttr_s": 21.45, "difference_s": None}
+
+
+def test_result_block_rounds_and_keeps_missing_parts():
+    res = mttr.MttrResult(2.1, 20.0, 21.5004, None, 125.0)
+    assert res.as_dict() == {"detect_s": 2.1, "converge_s": 20.0, "mttr_s": 21.5,
+                             "recover_s": None, "analytics_mttr_s": 125.0}
