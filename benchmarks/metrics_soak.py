@@ -1,0 +1,111 @@
+"""Soak check of the master-side measurement path: sink -> exporter -> disk.
+
+Feeds per-call records in batches (as the load side's master sink does) into a
+RunRecorder (calls.jsonl + exporter), scrapes the exposition once a second (as
+Prometheus would), ticks metrics.prom flushes, and rebuilds the soak report every
+``--report-every`` seconds when harness.report is available. Prints RSS after the
+first minute and at the end; goal: growth under 10% after the first minute.
+
+Records are SYNTHETIC (realistic mix of outcomes, trunks and setup times) unless the
+load side's records are fed some other way; the output says so.
+
+    .venv/bin/python benchmarks/metrics_soak.py --duration 600 --rate 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+
+import psutil
+from prometheus_client import CollectorRegistry
+
+from harness.metrics.exporter import HarnessMetrics
+from harness.metrics.recorder import RunRecorder
+
+TRUNKS = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
+MIX = [("answered", 200, "OK", 0.85), ("408", 408, "Request Timeout", 0.05),
+       ("487", 487, "Request Terminated", 0.04), ("488", 488, "Not Acceptable Here", 0.02),
+       ("403", 403, "License Exceeded", 0.03), ("503", 503, "Service Unavailable", 0.01)]
+
+
+def synthetic_batch(rng: random.Random, n: int, seq: int, now: float) -> list[dict]:
+    out = []
+    for i in range(n):
+        outcome, code, reason, _ = rng.choices(MIX, weights=[m[3] for m in MIX])[0]
+        setup = 32.0 if code == 408 else rng.uniform(0.05, 1.5)
+        invite = now - setup
+        entry = TRUNKS[0]
+        trunk = rng.choice(TRUNKS) if outcome == "answered" else entry
+        out.append({"call_id": f"soak-{seq + i}", "tag": "soak", "target": "sip:chaos@127.0.0.1:5070",
+                    "entry_trunk": entry, "trunk": trunk, "outcome": outcome, "code": code,
+                    "reason": reason, "invite_at": invite, "first_18x_at": invite + 0.02,
+                    "answered_at": now if outcome == "answered" else None, "bye_at": None,
+                    "ended_at": now, "setup_seconds": setup, "worker": f"w{i % 4}:{1000 + i % 4}"})
+    return out
+
+
+def report_hook():
+    try:
+        from harness.report.build import rebuild
+    except ImportError:
+        return None
+    return rebuild
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
+    ap.add_argument("--rate", type=float, default=100.0, help="records per second (default 100)")
+    ap.add_argument("--report-every", type=float, default=60.0, help="soak report period, s")
+    ap.add_argument("--out", help="run directory (default: a temp dir, removed after)")
+    args = ap.parse_args(argv)
+    proc = psutil.Process(os.getpid())
+    tmp = None if args.out else tempfile.TemporaryDirectory(prefix="ccharness-soak-")
+    run_dir = args.out or tmp.name
+    hook = report_hook()
+    metrics = HarnessMetrics(CollectorRegistry(), trunks=TRUNKS)
+    recorder = RunRecorder(run_dir, metrics, flush_every_s=5, report_every_s=args.report_every,
+                           report=hook)
+    print(f"metrics_soak: SYNTHETIC records at {args.rate:.0f}/s for {args.duration:.0f} s, "
+          f"report rebuild {'every %.0f s' % args.report_every if hook else 'not available'}",
+          flush=True)
+    rng = random.Random(7)
+    start = time.time()
+    seq, rss_1min, samples = 0, None, []
+    tick = 0.5
+    metrics.set_fault(TRUNKS[0], "degraded", True, at=start)
+    while (elapsed := time.time() - start) < args.duration:
+        n = rng.randint(int(args.rate * tick * 0.5), int(args.rate * tick * 1.5))
+        recorder(synthetic_batch(rng, n, seq, time.time()))
+        seq += n
+        metrics.set_active_calls(rng.randint(10, 40), worker="w0")
+        metrics.observe_api("/api/v2/analytics/queues/%s/realtime" % TRUNKS[0], 200, 0.01)
+        metrics.exposition()  # one scrape
+        recorder.tick()
+        if rss_1min is None and elapsed >= 60:
+            rss_1min = proc.memory_info().rss
+            print(f"metrics_soak: rss at 1 min {rss_1min / 2**20:.1f} MiB, {seq} records", flush=True)
+        if int(elapsed) % 60 == 0 and (not samples or int(elapsed) != samples[-1][0]):
+            samples.append((int(elapsed), proc.memory_info().rss))
+        time.sleep(tick)
+    recorder.close()
+    rss_end = proc.memory_info().rss
+    base = rss_1min or samples[0][1]
+    growth = (rss_end - base) / base * 100
+    print(f"metrics_soak: rss at end {rss_end / 2**20:.1f} MiB after {time.time() - start:.0f} s, "
+          f"{seq} records, growth after first minute {growth:+.1f}% "
+          f"({'OK' if growth < 10 else 'OVER'} goal <10%)")
+    print("metrics_soak: rss per minute (MiB): "
+          + " ".join(f"{t // 60}m={r / 2**20:.1f}" for t, r in samples))
+    if tmp:
+        tmp.cleanup()
+    return 0 if growth < 10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
