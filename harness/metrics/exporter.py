@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 9646
 DEFAULT_ADDR = "127.0.0.1"
 OUTCOMES = ("answered", "408", "487", "488", "403", "503", "other")
-PHASES = ("idle", "baseline", "inject", "converge", "hold", "rollback", "recover",
-          "done", "aborted")
+# The fault controller's states (harness/control/states.py State values).
+PHASES = ("idle", "baseline", "injecting", "converging", "holding", "rolling_back",
+          "recovering", "done", "aborted")
 # SIP setup spans ms (answered on loopback) to 32 s (Timer B, RFC 3261 17.1.1.2) and beyond.
 SETUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 # MTTR: propagation 15-25 s (Genesys), 3 x 10 s polls (CXone), analytics lag 90-120 s.
@@ -245,9 +246,15 @@ class HarnessMetrics:
 
     def observe_api(self, endpoint: str, code: int | str | None, seconds: float) -> None:
         """One platform REST call; ``endpoint`` may be a path or URL, it is templated."""
-        label = self._endpoint(endpoint_template(endpoint))
+        method, _, path = endpoint.rpartition(" ")
+        label = self._endpoint(f"{method} {endpoint_template(path)}".strip())
         self.api_requests.labels(endpoint=label, code=str(code) if code else "error").inc()
         self.api_seconds.labels(endpoint=label).observe(float(seconds))
+
+    def observe_api_call(self, call: Mapping[str, Any]) -> None:
+        """Adapter ``on_call`` hook: ``{"method","path","status","duration_s"}`` per attempt."""
+        endpoint = f"{call.get('method', '')} {endpoint_template(str(call.get('path', '')))}".strip()
+        self.observe_api(endpoint, call.get("status"), call.get("duration_s") or 0.0)
 
     def set_active_calls(self, value: int, worker: str = "local") -> None:
         self._active.set(worker, value)

@@ -79,11 +79,11 @@ def test_fault_injection_needs_a_time(m):
 
 
 def test_phase_is_one_hot(m):
-    m.set_phase("inject")
-    assert value(m, "ccharness_experiment_phase", phase="inject") == 1
+    m.set_phase("injecting")
+    assert value(m, "ccharness_experiment_phase", phase="injecting") == 1
     assert value(m, "ccharness_experiment_phase", phase="idle") == 0
     m.set_phase("no-such-phase")  # ignored, logged
-    assert value(m, "ccharness_experiment_phase", phase="inject") == 1
+    assert value(m, "ccharness_experiment_phase", phase="injecting") == 1
 
 
 def test_active_calls_summed_over_workers(m):
@@ -118,6 +118,16 @@ def test_api_series_with_bounded_endpoints(m):
     names = {s.labels["endpoint"] for f in m.registry.collect()
              if f.name == "ccharness_api_requests" for s in f.samples}
     assert len(names) <= 33 and "other" in names
+
+
+def test_adapter_on_call_hook_feeds_api_series(m):
+    m.observe_api_call({"method": "PATCH", "path": "/api/v2/telephony/phone/trunks/"
+                        "3f2b8c1e-1d2a-4b7c-9e0f-123456789abc", "status": 200, "duration_s": 0.03})
+    m.observe_api_call({"method": "GET", "path": "/oauth/token", "status": None,
+                        "error": "ConnectError", "duration_s": 1.0})
+    assert value(m, "ccharness_api_requests_total",
+                 endpoint="PATCH /api/v2/telephony/phone/trunks/{id}", code="200") == 1
+    assert value(m, "ccharness_api_requests_total", endpoint="GET /oauth/token", code="error") == 1
 
 
 def test_http_exporter_on_loopback(m):

@@ -1,0 +1,37 @@
+"""AnalyticsPoller writes one analytics.jsonl row per queue and poll."""
+
+import time
+
+from harness.errors import PlatformError
+from harness.metrics.analytics import AnalyticsPoller, poll_row
+from harness.metrics.recorder import JsonlWriter, iter_jsonl
+
+
+def test_row_from_adapter_figures_and_from_raw_body():
+    adapter = {"waiting_s": 1, "agents": 2, "answered": 5, "offered": 6, "as_of": 10.0}
+    raw = {"queueId": "q", "answeredCalls": 5, "offeredCalls": 6, "asOf": 10.0}
+    assert poll_row("q", adapter, 11.0) == poll_row("q", raw, 11.0) == {
+        "polled_at": 11.0, "queueId": "q", "answeredCalls": 5, "offeredCalls": 6, "asOf": 10.0}
+
+
+def test_failed_polls_are_skipped_not_raised(tmp_path):
+    def fetch(queue_id):
+        if queue_id == "bad":
+            raise PlatformError("503", status=503)
+        return {"answeredCalls": 3}
+
+    with JsonlWriter(tmp_path / "analytics.jsonl") as w:
+        AnalyticsPoller(fetch, ["good", "bad"], w, clock=lambda: 5.0).poll_once()
+    rows = list(iter_jsonl(tmp_path / "analytics.jsonl"))
+    assert [r["queueId"] for r in rows] == ["good"]
+
+
+def test_thread_polls_until_stopped(tmp_path):
+    with JsonlWriter(tmp_path / "analytics.jsonl") as w:
+        poller = AnalyticsPoller(lambda q: {"answeredCalls": 1}, ["q"], w, period_s=0.01).start()
+        for _ in range(1000):  # bounded wait for three polls
+            if w.count >= 3:
+                break
+            time.sleep(0.01)
+        poller.stop()
+    assert len(list(iter_jsonl(tmp_path / "analytics.jsonl"))) >= 3
