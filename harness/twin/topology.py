@@ -306,6 +306,7 @@ class _Builder:
 
     def build(self) -> Topology:
         r = self.root
+        delays = self._delays()
         tiers, platform_tiers = self._licenses()
         pools = tuple(self._pool(p) for p in r.items("mediaServerPools"))
         ivrs = tuple(self._ivr(i) for i in r.items("ivrs"))
@@ -325,7 +326,7 @@ class _Builder:
         return Topology(
             source=r.path, trunks=trunks, pools=pools, queues=queues, ivrs=ivrs,
             license_tiers=tiers, platform_tiers=platform_tiers, genesys_flow=gflow,
-            cxone_flow=cflow, delays=self._delays(), clients=clients,
+            cxone_flow=cflow, delays=delays, clients=clients,
             reject_code=r.get("rejectCode", int, 503, low=400, high=699),
             tag_header=r.get("tagHeader", str, "X-Chaos-Test"),
             wfm_interval=r.get("wfmIntervalSeconds", float, 1800.0, low=60),
