@@ -25,7 +25,7 @@ def check_window(window: Window, now: float, planned_s: float) -> None:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(round(ts), timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def scheduled_minimum(intervals: list[dict], start: float, end: float) -> int | None:

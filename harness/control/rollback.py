@@ -121,13 +121,13 @@ class Restorer:
         if diff:
             return f"re-read differs from the original in {', '.join(diff)}"
         if saved.kind == "trunk" and self.feed is not None:
-            return self._routing_took(saved.id, sent_at)
+            return self._routing_took(saved.id, saved.restore, sent_at)
         return None
 
-    def _routing_took(self, trunk_id: str, since: float) -> str | None:
-        event = self.feed.wait_for(
-            lambda e: e.get("trunkId") == trunk_id and e.get("type") in ("trunkConfigApplied", "provisioningFailed"),
-            since=since - 0.5, timeout=self.routing_timeout_s)
+    def _routing_took(self, trunk_id: str, body: dict, since: float) -> str | None:
+        from harness.control.convergence import applied_event
+        event = self.feed.wait_for(applied_event(trunk_id, body), since=since,
+                                   timeout=self.routing_timeout_s)
         if event is None:
             return f"routing did not apply the restore within {self.routing_timeout_s:.0f}s"
         if event["type"] == "provisioningFailed":

@@ -50,7 +50,8 @@ TWIN_FAULT_FIELDS: dict[str, Any] = {
     "apiErrorRate": ("num", 0, 1),
     "apiErrorCode": ("int", 400, 599),
     "blackholeTrunks": "trunks",
-    "licenseCeiling": {"tier": ("int", 0, 100000)},
+    "licenseCeiling": "tiers",        # {licenseTierName: concurrent sessions}
+    "unavailablePools": "strings",
 }
 
 
@@ -327,6 +328,10 @@ def _body(s: Section, spec: dict[str, Any], radius: BlastRadius) -> dict[str, An
             body[key] = s.str(key)
             if kind == "trunk":
                 _check_target(s, key, body[key], radius, s.items[key].line)
+        elif kind == "tiers":
+            body[key] = _tiers(s.section(key, True))
+        elif kind == "strings":
+            body[key] = _strings(s, key)
         elif kind in ("codecs", "trunks"):
             body[key] = _strings(s, key, required=kind == "codecs")
             if kind == "trunks":
@@ -334,6 +339,15 @@ def _body(s: Section, spec: dict[str, Any], radius: BlastRadius) -> dict[str, An
                     _check_target(s, key, ref, radius, s.items[key].line)
     s.done()
     return body
+
+
+def _tiers(s: Section) -> dict[str, int]:
+    out = {name: s.number(name, integer=True) for name in list(s.items)}
+    if not out:
+        raise ExperimentError("must name at least one license tier", path=s.path, line=s.node.line,
+                              key=s.where)
+    s.done()
+    return out
 
 
 def _convergence(s: Section, radius: BlastRadius) -> Convergence:

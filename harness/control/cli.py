@@ -1,0 +1,98 @@
+"""``ccharness run EXPERIMENT.yaml [--out DIR] [--dry-run]``.
+
+Order of business: validate the file; refuse to start while a journal in the runs
+directory is unresolved; resolve targets and check scopes, blast radius, window and
+WFM (all read-only); with ``--dry-run`` print the plan and stop; otherwise run the
+controller and exit with the verdict's code (0 held, 1 broken, 3 aborted, 4 rollback
+failed: the message names what is still changed and how to undo it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+from harness.control.controller import Controller, EXIT_FOR_VERDICT
+from harness.control.journal import unresolved_journals
+from harness.control.plan import prepare, render_plan
+from harness.control.targets import Resolver
+from harness.errors import GuardError
+from harness.experiment.loader import load_experiment
+from harness.platforms.adapter import PlatformAdapter
+from harness.platforms.credentials import connection_for
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="experiment YAML file")
+    parser.add_argument("--out", metavar="DIR", help="run directory (default RUNS_DIR/<time>-<name>)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="resolve targets, check scopes and blast radius, print the plan; change nothing")
+    parser.add_argument("--endpoints-file", metavar="PATH",
+                        help="the twin's endpoints file (overrides platform.endpoints_file)")
+    parser.add_argument("--runs-dir", metavar="DIR",
+                        help="where runs and their journals live (default: the experiment's runs_dir or ./runs)")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    exp = load_experiment(args.experiment)
+    runs_dir = Path(args.runs_dir or exp.runs_dir or "runs")
+    if not args.dry_run:
+        refuse_unresolved(runs_dir, Path(args.out).parent if args.out else None)
+    conn = connection_for(exp.platform, args.endpoints_file)
+    resolver = Resolver.from_endpoints(conn.endpoints_file)
+    with PlatformAdapter(conn) as adapter:
+        start = time.time()
+        plan = prepare(exp, adapter, resolver, now=start)
+        method = adapter.endpoints["update_trunk"].method
+        if args.dry_run:
+            print(render_plan(plan, method, start))
+            print(f"dry run: {adapter.client.calls} read-only API call(s), no change made")
+            return 0
+        run_dir = Path(args.out) if args.out else runs_dir / run_name(exp.name)
+        load = make_load(exp, plan, conn) if exp.load else None
+        ctl = Controller(plan, adapter, run_dir, load=load, on_finish=finish_hook())
+        summary = ctl.run()
+    return report(summary, run_dir)
+
+
+def refuse_unresolved(*dirs: Path | None) -> None:
+    pending = [p for d in dirs if d is not None for p in unresolved_journals(d)]
+    if pending:
+        cmds = "; ".join(f"ccharness rollback --journal {p}" for p in pending)
+        raise GuardError(f"unresolved run journal(s) may mean a fault is still in place; resolve first: {cmds}")
+
+
+def run_name(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] or "run"
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{slug}"
+
+
+def make_load(exp, plan, conn):
+    from harness.control.loadlink import open_load
+    return open_load(exp, plan, conn)
+
+
+def finish_hook():
+    """The metrics/report hook: ``harness.report.finish_run(run_dir, summary)`` when present."""
+    try:
+        from harness.report import finish_run  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return finish_run
+
+
+def report(summary: dict, run_dir: Path) -> int:
+    verdict = summary["verdict"]
+    line = f"ccharness run: {verdict}"
+    if summary.get("reason"):
+        line += f" ({summary['reason']})"
+    print(line + f"; run directory {run_dir}")
+    for item in summary.get("remaining_changes", []):
+        print(f"STILL CHANGED: {item['name']} ({item['target']}): {item['problem']}; undo: {item['undo']}",
+              file=sys.stderr)
+    return EXIT_FOR_VERDICT[verdict]
