@@ -1,0 +1,98 @@
+"""rebuild / ccharness report on the failover_genesys fixture run directory."""
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.report.build import rebuild
+
+FIX = Path(__file__).parents[1] / "metrics" / "fixtures" / "failover_genesys"
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    for f in FIX.iterdir():
+        shutil.copy(f, tmp_path)
+    return tmp_path
+
+
+def test_summary_gets_derived_fields_and_keeps_the_controllers(run_dir):
+    rebuild(run_dir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["verdict"] == "held" and s["experiment"] == "trunk-failover-genesys"
+    assert s["calls_by_code"] == {"200": 98, "408": 2, "487": 1, "503": 19}
+    assert s["license_rejections"] == 0
+    assert s["mttr"] == {"detect_s": 2.1, "converge_s": 20.0, "mttr_s": 21.5,
+                         "recover_s": 25.0, "analytics_mttr_s": 125.0}
+    assert s["ground_truth"] == {"mttr_s": 21.45, "difference_s": 0.05}
+    m = s["measurements"]
+    assert m["mttr_source"] == "answer events" and m["trunk_id"] == "trunk-primary"
+    assert m["setup_seconds"]["408"]["p99"] == 32.0
+    assert s["journal"] == "journal.jsonl" and s["report"] == "report.html"
+
+
+def test_mttr_falls_back_to_records_without_events(run_dir):
+    (run_dir / "events.jsonl").unlink()
+    s = rebuild(run_dir)
+    assert s["mttr"]["mttr_s"] == 21.52
+    assert s["mttr"]["converge_s"] is None
+    assert s["measurements"]["mttr_source"] == "call records"
+
+
+def test_rebuild_is_idempotent(run_dir):
+    first = rebuild(run_dir)
+    second = rebuild(run_dir)
+    assert first == second
+
+
+def test_junit_has_a_case_per_check_and_the_run(run_dir):
+    rebuild(run_dir)
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert names == ["answer ratio >= 0.9 after recovery", "max 408 ratio <= 0.5",
+                     "run completed and rolled back"]
+    assert suite.get("failures") == "0"
+
+
+def test_junit_marks_failed_checks_and_broken_runs(run_dir):
+    s = json.loads((run_dir / "summary.json").read_text())
+    s["verdict"] = "rollback_failed"
+    s["hypothesis"][0]["passed"] = False
+    s["guardrails"] = [{"name": "408 ratio", "ok": False, "value": 0.7, "expected": "<= 0.5"}]
+    (run_dir / "summary.json").write_text(json.dumps(s))
+    rebuild(run_dir)
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    failed = [c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert failed == ["answer ratio >= 0.9 after recovery", "408 ratio", "run completed and rolled back"]
+    guard = [c for c in suite.findall("testcase") if c.get("name") == "408 ratio"][0]
+    assert guard.find("failure").text == "value=0.7; expected=<= 0.5"
+    page = (run_dir / "report.html").read_text()
+    assert "Rollback could not be verified" in page
+
+
+def test_cli_rebuilds_report(run_dir, capsys):
+    (run_dir / "summary.json").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert "MTTR 21.5 s (analytics 125.0 s)" in capsys.readouterr().out
+    for name in ("summary.json", "junit.xml", "report.html"):
+        assert (run_dir / name).stat().st_size > 0
+    # without the controller's summary there is no verdict, and CI must not go green
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "1"
+
+
+def test_cli_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a run directory" in err and "Traceback" not in err
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_refuses_a_corrupt_summary(run_dir, capsys):
+    (run_dir / "summary.json").write_text("{not json")
+    assert main(["report", str(run_dir)]) == 2
+    assert "unreadable summary" in capsys.readouterr().err
