@@ -48,7 +48,7 @@ class SipServer:
         self._socks: dict[str, socket.socket] = {}
         self._greenlets: list = []
         self._io: dict[str, object] = {}
-        self._counters = {"send_errors": 0, "recv_errors": 0, "internal_errors": 0}
+        self._counters = {"datagrams_sent": 0, "send_errors": 0, "recv_errors": 0, "internal_errors": 0}
         self._started = False
         self._media = self._bind(0)
         self.media_port: int = self._media.getsockname()[1]
@@ -150,5 +150,6 @@ class SipServer:
             return
         try:
             sock.sendto(data, addr)
+            self._counters["datagrams_sent"] += 1
         except OSError:  # full buffer, ICMP from a gone peer: UDP may lose it
             self._counters["send_errors"] += 1
