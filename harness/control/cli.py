@@ -78,12 +78,16 @@ def make_load(exp, plan, conn):
 
 
 def finish_hook():
-    """The metrics/report hook: ``harness.report.finish_run(run_dir, summary)`` when present."""
+    """The metrics/report hook: ``harness.report.build.rebuild(run_dir)`` when present.
+
+    It merges MTTR, calls and ground truth into summary.json and writes report.html and
+    junit.xml; it runs after the controller has written summary.json and closed the journal.
+    """
     try:
-        from harness.report import finish_run  # type: ignore[attr-defined]
+        from harness.report.build import rebuild
     except ImportError:
         return None
-    return finish_run
+    return lambda run_dir, summary: rebuild(run_dir)
 
 
 def report(summary: dict, run_dir: Path) -> int:

@@ -104,6 +104,7 @@ class Controller:
             self._restore_signals(previous)
             summary = self._summary(started)
             self._close()
+            summary = self._finish_hook(summary)
         return summary
 
     # -- the phases -----------------------------------------------------------------
@@ -376,13 +377,21 @@ class Controller:
         summary = build_summary(self, started)
         path = self.run_dir / "summary.json"
         path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if self.on_finish is not None:
-            try:
-                updated = self.on_finish(self.run_dir, summary)
-                if isinstance(updated, dict):
-                    summary = updated
-            except Exception:
-                log.exception("the run's finish hook (metrics/report) failed; the verdict stands")
+        return summary
+
+    def _finish_hook(self, summary: dict) -> dict:
+        """After summary.json is written and the journal closed: the metrics/report hook."""
+        if self.on_finish is None:
+            return summary
+        try:
+            updated = self.on_finish(self.run_dir, summary)
+        except Exception:
+            log.exception("the run's finish hook (metrics/report) failed; the verdict stands")
+            return summary
+        if isinstance(updated, dict):
+            # The hook may add figures; the verdict and exit code stay the controller's.
+            updated.update(verdict=summary["verdict"], exit_code=summary["exit_code"])
+            return updated
         return summary
 
 
