@@ -337,6 +337,7 @@ def _body(s: Section, spec: dict[str, Any], radius: BlastRadius) -> dict[str, An
             if kind == "trunks":
                 for ref in body[key]:
                     _check_target(s, key, ref, radius, s.items[key].line)
+    s.used.update(spec)  # so that an unknown field's message lists the writable ones
     s.done()
     return body
 
