@@ -209,6 +209,7 @@ class TwinApi:
 
     def reset(self, environ: dict) -> Response:
         self.model.reset()
+        self.bus.history.clear()   # a replaying client sees only what follows the reset
         return Response(200, {"reset": True})
 
 
