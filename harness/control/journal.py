@@ -32,6 +32,17 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A run killed mid-write leaves a partial last line; start ours on a fresh one."""
+        if self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                self._file.write("\n")
+                self._file.flush()
 
     def write(self, type: str, **fields: Any) -> dict:
         record = {"type": type, "at": time.time(), **fields}
