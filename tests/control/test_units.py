@@ -61,7 +61,7 @@ def test_window_figures_rates_and_percentile():
     w.add([rec("answered", 100 + i, setup=0.1 * (i + 1)) for i in range(8)])
     w.add([rec("488", 105), rec("403", 106)])
     w.add(rec("answered", 50))                    # outside the window
-    fig = w.figures(now=110)
+    fig = w.figures(now=109.5)
     assert fig.calls == 10 and fig.answered == 8
     assert fig.answer_ratio == pytest.approx(0.8)
     assert fig.rate("488") == pytest.approx(0.1) and fig.rate("403") == pytest.approx(0.1)
