@@ -163,6 +163,6 @@ def test_rollback_stack_is_lifo(tmp_path):
             order.append(trunk_id)
             super().update_trunk(trunk_id, body, essential)
     platform = Recording(ORIGINAL)
-    stack = [saved_trunk("genesys", t, {**ORIGINAL, "id": t}) for t in ("a", "b", "c")]
+    stack = [saved_trunk("genesys", t, ORIGINAL) for t in ("a", "b", "c")]
     Restorer(platform, None, None, sleep=lambda s: None).restore_all(stack)
     assert order == ["c", "b", "a"]
