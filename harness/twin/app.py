@@ -27,6 +27,24 @@ class _QuietLog:
         log.debug(line.rstrip())
 
 
+def _nodelay_server():
+    """WSGIServer with TCP_NODELAY on each connection: pywsgi writes headers and body in
+    separate sends, and Nagle plus delayed ACK would add 40 ms to every request."""
+    import socket
+
+    from gevent.pywsgi import WSGIServer
+
+    class NoDelayWSGIServer(WSGIServer):
+        def handle(self, sock, address):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            return super().handle(sock, address)
+
+    return NoDelayWSGIServer
+
+
 class Twin:
     def __init__(self, topology: Topology, time_scale: float = 1.0, host: str = "127.0.0.1",
                  rest_port: int = 0, seed: int | None = None, allow_non_loopback: bool = False):
@@ -44,8 +62,6 @@ class Twin:
 
     def start(self) -> dict:
         import gevent
-        from gevent.pywsgi import WSGIServer
-
         from harness.twin.api import TwinApi
         from harness.twin.sip import SipServer
 
@@ -57,7 +73,7 @@ class Twin:
         authority = Authority(self.topology.clients, self.topology.delays.token_lifetime)
         api = TwinApi(self.model, self.bus, authority, clock=scheduler.now, sleep=gevent.sleep)
         try:
-            self._http = WSGIServer((self.host, self.rest_port), api, log=_QuietLog(), error_log=_QuietLog())
+            self._http = _nodelay_server()((self.host, self.rest_port), api, log=_QuietLog(), error_log=_QuietLog())
             self._http.start()
         except OSError as exc:
             self.sip.stop()
