@@ -43,7 +43,7 @@ def rebuild(run_dir: str | Path, **derive_options: Any) -> dict[str, Any]:
     run_dir = Path(run_dir)
     derived: Derived = derive(run_dir, **derive_options)
     summary = read_summary(run_dir)
-    summary.update(derived.summary_fields())
+    summary.update(derived.summary_fields(summary))
     for key, value in (("started_at", derived.timeline.started_at),
                        ("ended_at", derived.timeline.ended_at)):
         if summary.get(key) is None and value is not None:

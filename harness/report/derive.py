@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from harness.errors import ConfigError
 from harness.metrics import mttr as m
@@ -33,18 +33,25 @@ class Derived:
     ground_truth: dict[str, Any] | None
     extra: dict[str, Any]
 
-    def summary_fields(self) -> dict[str, Any]:
-        """The keys this part owns in summary.json (CONTRACTS section 7)."""
-        out: dict[str, Any] = {
-            "calls_by_code": self.stats.calls_by_code(),
-            "license_rejections": self.stats.license_rejections,
-            "mttr": self.mttr.as_dict(),
-            "measurements": self.extra,
-            "journal": JOURNAL_FILE,
-            "report": "report.html",
-        }
-        if self.ground_truth is not None:
-            out["ground_truth"] = self.ground_truth
+    has_calls: bool = True
+
+    def summary_fields(self, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The keys this part owns in summary.json (CONTRACTS section 7), merged over
+        ``existing`` (the controller's): a figure the files cannot give (no calls.jsonl,
+        no ground_truth.json, an MTTR part without data) keeps the controller's value.
+        """
+        existing = existing or {}
+        out: dict[str, Any] = {"measurements": self.extra, "journal": JOURNAL_FILE,
+                               "report": "report.html"}
+        if self.has_calls or "calls_by_code" not in existing:
+            out["calls_by_code"] = self.stats.calls_by_code()
+            out["license_rejections"] = self.stats.license_rejections
+        old_mttr = existing.get("mttr") or {}
+        mttr = {k: (v if v is not None else old_mttr.get(k)) for k, v in self.mttr.as_dict().items()}
+        out["mttr"] = mttr
+        truth = self.ground_truth or existing.get("ground_truth")
+        if truth is not None:
+            out["ground_truth"] = m.compare_ground_truth(mttr["mttr_s"], truth.get("mttr_s"))
         return out
 
 
@@ -72,7 +79,7 @@ def derive(run_dir: str | Path, *, window_s: float = 5.0, band: float = 0.05,
     result = _mttr(run_dir, timeline, tag, extra, window_s=window_s, band=band,
                    baseline_s=baseline_s)
     truth = _ground_truth(run_dir, timeline, result.mttr_s, extra)
-    return Derived(timeline, stats, result, truth, extra)
+    return Derived(timeline, stats, result, truth, extra, (run_dir / CALLS_FILE).exists())
 
 
 def _run_tag(calls: Path) -> str | None:

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any, Mapping
 
 from harness.report.derive import Derived
-from harness.report.junit import check_detail, check_passed, checks_of
+from harness.report.junit import check_detail, check_name, check_passed, checks_of
 
 VERDICT_HEAD = {
     "held": "The contact centre survived: the steady-state hypothesis held.",
@@ -32,12 +32,16 @@ def verdict_words(summary: Mapping[str, Any], d: Derived) -> list[str]:
     """The verdict and the recovery story in plain sentences."""
     verdict = summary.get("verdict")
     words = [VERDICT_HEAD.get(verdict, "No verdict was recorded for this run.")]
-    failed = [c.get("name") for _, c in checks_of(summary) if not check_passed(c)]
+    failed = [check_name(c) for _, c in checks_of(summary) if check_passed(c) is False]
     if failed:
         words.append("Failed checks: " + "; ".join(str(n) for n in failed) + ".")
-    if summary.get("rollback_failed") or verdict == "rollback_failed":
-        words.append(f"Still changed: {summary.get('rollback_failed') or 'see journal.jsonl'}; "
-                     "undo it with `ccharness rollback --journal journal.jsonl`.")
+    if summary.get("reason"):
+        words.append(f"Reason: {summary['reason']}.")
+    for item in summary.get("remaining_changes") or []:
+        words.append(f"STILL CHANGED: {item.get('name')} ({item.get('target')}): "
+                     f"{item.get('problem')}; undo: {item.get('undo')}")
+    if verdict == "rollback_failed":
+        words.append("Undo what remains with `ccharness rollback --journal journal.jsonl`.")
     words.extend(_recovery_words(d))
     return words
 
@@ -70,7 +74,7 @@ def _recovery_words(d: Derived) -> list[str]:
 
 
 def report_data(summary: Mapping[str, Any], d: Derived) -> dict[str, Any]:
-    checks = [{"kind": kind, "name": str(c.get("name") or "unnamed"), "passed": check_passed(c),
+    checks = [{"kind": kind, "name": check_name(c), "passed": check_passed(c),
                "detail": check_detail(c)} for kind, c in checks_of(summary)]
     started = summary.get("started_at") or d.timeline.started_at
     meta = (f"experiment {summary.get('experiment') or 'n/a'} on {summary.get('platform') or 'n/a'}; "

@@ -28,7 +28,7 @@ def test_summary_gets_derived_fields_and_keeps_the_controllers(run_dir):
     assert s["license_rejections"] == 0
     assert s["mttr"] == {"detect_s": 2.1, "converge_s": 20.0, "mttr_s": 21.5,
                          "recover_s": 25.0, "analytics_mttr_s": 125.0}
-    assert s["ground_truth"] == {"mttr_s": 21.45, "difference_s": 0.05}
+    assert s["ground_truth"] == {"mttr_s": 21.45, "difference_s": 0.05}  # from ground_truth.json
     m = s["measurements"]
     assert m["mttr_source"] == "answer events" and m["trunk_id"] == "trunk-primary"
     assert m["setup_seconds"]["408"]["p99"] == 32.0
@@ -52,26 +52,40 @@ def test_rebuild_is_idempotent(run_dir):
 def test_junit_has_a_case_per_check_and_the_run(run_dir):
     rebuild(run_dir)
     suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
-    names = [c.get("name") for c in suite.findall("testcase")]
-    assert names == ["answer ratio >= 0.9 after recovery", "max 408 ratio <= 0.5",
-                     "run completed and rolled back"]
-    assert suite.get("failures") == "0"
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert list(cases) == ["answer_ratio (before)", "rate_408 (during)", "answer_ratio (after)",
+                           "failover", "run completed and rolled back"]
+    assert suite.get("failures") == "0" and suite.get("skipped") == "1"
+    assert cases["answer_ratio (after)"].find("skipped") is not None  # ok None: not measured
+    assert cases["answer_ratio (before)"].find("system-out").text == "value=0.983 min 0.9; 60 calls"
 
 
 def test_junit_marks_failed_checks_and_broken_runs(run_dir):
     s = json.loads((run_dir / "summary.json").read_text())
-    s["verdict"] = "rollback_failed"
-    s["hypothesis"][0]["passed"] = False
+    s.update(verdict="rollback_failed", reason="trunk still Degraded",
+             remaining_changes=[{"name": "Primary", "target": "trunk:P", "problem": "status Degraded",
+                                 "undo": "PATCH status Active"}])
+    s["hypothesis"][1]["ok"] = False
     s["guardrails"] = [{"name": "408 ratio", "ok": False, "value": 0.7, "expected": "<= 0.5"}]
     (run_dir / "summary.json").write_text(json.dumps(s))
     rebuild(run_dir)
     suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
     failed = [c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None]
-    assert failed == ["answer ratio >= 0.9 after recovery", "408 ratio", "run completed and rolled back"]
+    assert failed == ["rate_408 (during)", "408 ratio", "run completed and rolled back"]
     guard = [c for c in suite.findall("testcase") if c.get("name") == "408 ratio"][0]
     assert guard.find("failure").text == "value=0.7; expected=<= 0.5"
     page = (run_dir / "report.html").read_text()
-    assert "Rollback could not be verified" in page
+    assert "Rollback could not be verified" in page and "STILL CHANGED: Primary" in page
+
+
+def test_controller_figures_survive_when_files_are_missing(run_dir):
+    (run_dir / "calls.jsonl").unlink()
+    (run_dir / "events.jsonl").unlink()
+    (run_dir / "ground_truth.json").unlink()
+    s = rebuild(run_dir)
+    assert s["calls_by_code"] == {"200": 98, "408": 2, "487": 1, "503": 19}
+    assert s["mttr"]["mttr_s"] == 21.51  # the controller's, nothing to recompute it from
+    assert s["ground_truth"] == {"mttr_s": 21.46, "difference_s": 0.05}
 
 
 def test_cli_rebuilds_report(run_dir, capsys):
