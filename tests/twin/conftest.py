@@ -111,6 +111,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import httpx
 
@@ -218,9 +219,8 @@ class Api:
 def run_sipp(sipp_bin: str, workdir: Path, port: int, *, calls: int, rate: int = 50,
              codec: tuple[int, str] = (0, "PCMU"), hold_ms: int = 100, tag: str = "e2e",
              scenario: str = "twin_uac_outcome.xml", extra: tuple = (), timeout: int = 30):
-    """Run SIPp (bounded by -m and -timeout) and return (exit code, {call_id: code},
-    INVITE sends, received status lines). Codes are final INVITE responses; a call
-    without one is absent."""
+    """Run SIPp (bounded by -m and -timeout); codes are final INVITE responses read from
+    its -trace_msg log (a call without one is absent)."""
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"msgs-{time.monotonic_ns()}.log"
     cmd = [sipp_bin, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1",
@@ -236,8 +236,19 @@ def run_sipp(sipp_bin: str, workdir: Path, port: int, *, calls: int, rate: int =
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    finals, invites = parse_messages(log.read_text() if log.exists() else "")
-    return proc.returncode, finals, invites
+    text = log.read_text() if log.exists() else ""
+    finals, invites = parse_messages(text)
+    return SippRun(proc.returncode, finals, invites, text)
+
+
+class SippRun(NamedTuple):
+    returncode: int
+    finals: dict        # Call-ID -> final INVITE response code
+    invites: int        # INVITEs sent, retransmissions included
+    log: str
+
+    def count(self, code: int) -> int:
+        return sum(1 for c in self.finals.values() if c == code)
 
 
 def free_udp_port() -> int:
