@@ -38,6 +38,8 @@ timers (inviteTimeout) and network latencies are not.
 from __future__ import annotations
 
 import collections
+import functools
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -45,6 +47,28 @@ from typing import Any, Callable
 from harness.twin.legs import CallLeg, Scheduler
 from harness.twin.topology import Queue, Topology, Trunk, stable_id
 from harness.twin.trunks import TrunkConfig, UpdateError, parse_update, render
+
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(method):
+    """A bug in the model must not take the SIP side's reader down: log it, and answer
+    the INVITE 500 rather than leave the caller hanging (RFC 3261 21.5.1)."""
+    @functools.wraps(method)
+    def wrapper(self, leg, *args):
+        try:
+            return method(self, leg, *args)
+        except Exception:
+            log.exception("twin model failed in %s", method.__name__)
+            self.internal_errors += 1
+            call = self.calls.get(id(leg))
+            if call is not None:
+                self._release(call)
+            if method.__name__ == "on_invite":
+                leg.reject(500, "Server Internal Error")
+            return None
+    return wrapper
 
 
 class ModelError(Exception):
@@ -108,7 +132,7 @@ class QueueState:
     total_wait: float = 0.0
 
     def stats(self, now: float) -> dict:
-        oldest = min((c.queued_at for c in self.waiting), default=now)
+        oldest = self.waiting[0].queued_at if self.waiting else now   # FIFO: first is oldest
         return {"waitTime": round(now - oldest, 3), "availableAgents": len(self.free),
                 "answeredCalls": self.answered, "offeredCalls": self.offered,
                 "avgWait": round(self.total_wait / self.answered, 3) if self.answered else 0.0,
@@ -132,6 +156,7 @@ class TwinModel:
         self._seed = seed
         self._generation = 0
         self._periodic: list = []
+        self.internal_errors = 0
         self._init_state()
 
     # ------------------------------------------------------------ lifecycle
@@ -145,6 +170,7 @@ class TwinModel:
             self.api[t.id] = self.routed[t.id] = TrunkConfig.from_trunk(t)
             self.version[t.id] = 1
         self.changes: list[Change] = []
+        self._cxone_pending: list[Change] = []
         self._last_apply_at: dict[str, float] = {}
         self.failover: dict[str, str] = {}          # entry trunk -> target trunk
         self.failovers: list[dict] = []
@@ -200,8 +226,15 @@ class TwinModel:
 
         def run() -> None:
             if gen == self._generation:
-                fn()
+                self._safely(fn)
         return self.clock.call_later(delay, run)
+
+    def _safely(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("twin model timer failed")
+            self.internal_errors += 1
 
     def _every(self, interval: float, fn: Callable[[], None]) -> None:
         period = self.scaled(interval)
@@ -213,7 +246,7 @@ class TwinModel:
             self._periodic.append(self.clock.call_later(period, tick))
             if len(self._periodic) > 64:
                 del self._periodic[:-16]
-            fn()
+            self._safely(fn)
         self._periodic.append(self.clock.call_later(period, tick))
 
     def _event(self, type_: str, platform: str, **fields: Any) -> None:
@@ -241,7 +274,8 @@ class TwinModel:
         self.changes.append(change)
         if platform == "genesys":
             self._schedule_genesys_apply(change)
-        # CXone changes wait for the next edge refresh (_cxone_edge_refresh).
+        else:   # CXone changes wait for the next edge refresh (_cxone_edge_refresh)
+            self._cxone_pending.append(change)
         return self.trunk_view(platform, trunk.id)
 
     def _trunk_of(self, platform: str, trunk_id: str) -> Trunk:
@@ -259,9 +293,9 @@ class TwinModel:
         self._later(at - self.clock.now(), lambda: self._apply(change))
 
     def _cxone_edge_refresh(self) -> None:
-        for change in self.changes:
-            if change.platform == "cxone" and not change.done:
-                self._apply(change)
+        pending, self._cxone_pending = self._cxone_pending, []
+        for change in pending:
+            self._apply(change)
 
     def _apply(self, change: Change) -> None:
         change.done = True
@@ -354,6 +388,7 @@ class TwinModel:
 
     # ------------------------------------------------------------ INVITE routing
 
+    @_guarded
     def on_invite(self, leg: CallLeg) -> None:
         info = leg.info
         entry = self.topo.trunk(info.trunk_id)
@@ -582,13 +617,21 @@ class TwinModel:
         """Free everything the call held and emit callEnded (once)."""
         if call.state == "ended":
             return
+        self._release(call)
+        self._event("callEnded", call.platform, callId=call.call_id, tag=call.tag,
+                    trunkId=call.trunk_id, reason=reason)
+
+    def _release(self, call: Call) -> None:
+        """Give back the license, trunk slot, queue place and agent a call held."""
         was = call.state
         call.state = "ended"
         self._cancel_timers(call)
         self._forget(call)
         if call.holds_license:
+            call.holds_license = False
             self.sessions[call.platform] -= 1
         if call.counted_on_trunk:
+            call.counted_on_trunk = False
             self.trunk_active[call.trunk_id] -= 1
         qs = self.queues.get(call.queue_id)
         if qs is not None:
@@ -598,8 +641,6 @@ class TwinModel:
                 del qs.busy[call.agent_id]
                 qs.free.append(call.agent_id)
                 self._dispatch(qs)
-        self._event("callEnded", call.platform, callId=call.call_id, tag=call.tag,
-                    trunkId=call.trunk_id, reason=reason)
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(id(call.leg), None)
@@ -614,30 +655,44 @@ class TwinModel:
 
     # ------------------------------------------------------------ caller callbacks
 
+    @_guarded
     def on_confirmed(self, leg: CallLeg) -> None:
         pass  # the call is already counted as answered
 
+    @_guarded
     def on_cancel(self, leg: CallLeg) -> None:
         call = self._call_of(leg)
         if call is not None:
             self._end(call, "cancel")
 
+    @_guarded
     def on_bye(self, leg: CallLeg) -> None:
         call = self._call_of(leg)
         if call is not None:
             self._end(call, "bye")
 
+    @_guarded
     def on_failed(self, leg: CallLeg, reason: str) -> None:
         call = self._call_of(leg)
         if call is not None:
             self._end(call, "failed")
 
+    @_guarded
     def on_dtmf(self, leg: CallLeg, digit: str) -> None:
         """A DTMF digit from the caller (SIP INFO or RFC 4733); relayed only in-region."""
         call = self._call_of(leg)
         if call is not None:
             self._event("dtmf", call.platform, callId=call.call_id, digit=digit,
                         relayed=call.dtmf_relayed)
+
+    @_guarded
+    def on_info(self, leg: CallLeg, body: bytes | str) -> None:
+        """SIP INFO from the caller: DTMF as application/dtmf-relay (``Signal=5``) or
+        application/dtmf (``5``)."""
+        text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body or "")
+        digit = _dtmf_digit(text)
+        if digit is not None:
+            self.on_dtmf(leg, digit)
 
     # ------------------------------------------------------------ analytics, WFM, state
 
@@ -722,6 +777,16 @@ class TwinModel:
     def get_faults(self) -> dict:
         return {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
                 for k, v in self.faults.items()}
+
+
+def _dtmf_digit(text: str) -> str | None:
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "signal":
+            value = value.strip()
+            return value if len(value) == 1 and value in "0123456789*#ABCD" else None
+    text = text.strip()
+    return text if len(text) == 1 and text in "0123456789*#ABCD" else None
 
 
 def _check_fault(key: str, value: Any, topo: Topology) -> Any:

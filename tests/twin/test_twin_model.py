@@ -378,3 +378,22 @@ def test_reset_restores_topology_and_hangs_up_calls(twin):
 def test_wfm_schedule_lists_agents_per_interval(twin):
     out = twin.model.schedules(twin.id("GQ"), 0.0, 3600.0)["intervals"]
     assert [(i["start"], i["end"], i["agentsScheduled"]) for i in out] == [(0.0, 1800.0, 2), (1800.0, 3600.0, 2)]
+
+
+def test_sip_info_dtmf_is_reported_as_a_dtmf_event(twin):
+    leg = twin.call("G1")
+    twin.advance(1.1)
+    twin.model.on_info(leg, b"Signal=7\r\nDuration=160\r\n")
+    twin.model.on_info(leg, b"garbage")
+    [dtmf] = twin.of_type("dtmf")
+    assert dtmf["digit"] == "7" and dtmf["relayed"] is True and dtmf["callId"] == leg.info.call_id
+
+
+def test_a_model_bug_answers_500_instead_of_escaping(twin):
+    def broken(event):
+        raise RuntimeError("boom")
+    twin.model.emit = broken
+    leg = twin.call("G1")
+    assert leg.outcome == "reject:500"
+    assert twin.model.internal_errors == 1 and twin.model.calls == {}
+    assert twin.model.sessions["genesys"] == 0 and twin.model.trunk_active[twin.id("G1")] == 0
