@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.build import rebuild
-from pngread import count_color, read_png
+from report_pngread import count_color, read_png
 
 FIX = Path(__file__).parents[1] / "metrics" / "fixtures" / "failover_genesys"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -12,7 +12,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from harness.metrics.exporter import HarnessMetrics, serve
-from nethelpers import free_tcp_port
+from metrics_nethelpers import free_tcp_port
 
 ROOT = Path(__file__).parents[2]
 DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"

@@ -21,7 +21,7 @@ from harness.metrics.recorder import EVENTS_FILE, JsonlWriter, iter_jsonl
 from harness.platforms.adapter import PlatformAdapter
 from harness.platforms.credentials import Connection
 from harness.report.build import rebuild
-from nethelpers import free_udp_port
+from metrics_nethelpers import free_udp_port
 
 ROOT = Path(__file__).parents[2]
 TOPOLOGY = Path(__file__).parent / "fixtures" / "mttr_twin.yaml"
