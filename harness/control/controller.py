@@ -89,6 +89,7 @@ class Controller:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.adapter.client.on_call = lambda c: self.journal.write("call", **c)
+        self.adapter.tokens.on_fetch = lambda info: self.journal.write("token", **info)
         self.sm = StateMachine(lambda old, new, why: self.journal.write(
             "transition", **{"from": old.value, "to": new.value, "why": why}))
         started = time.time()

@@ -46,6 +46,8 @@ class TokenManager:
         self._margin = 0.0
         self.granted_scopes: frozenset[str] = frozenset()
         self.fetches = 0
+        # Told of every fetch (never the token or secret): the journal records renewals.
+        self.on_fetch: Callable[[dict], None] | None = None
 
     def header(self) -> dict[str, str]:
         with self._lock:
@@ -81,3 +83,6 @@ class TokenManager:
         self.granted_scopes = frozenset(str(body.get("scope", "")).split())
         self.fetches += 1
         log.debug("token fetched for %s, lifetime %.1fs", self.credentials.client_id, lifetime)
+        if self.on_fetch:
+            self.on_fetch({"client_id": self.credentials.client_id, "fetch": self.fetches,
+                           "lifetime_s": lifetime})
