@@ -14,7 +14,7 @@ import time
 import pytest
 
 from harness.cli import main
-from tests.control.twinutil import (
+from control_twinutil import (
     CCHARNESS, Admin, experiment, journal, run_cli, running_twin, wait_journal,
 )
 
