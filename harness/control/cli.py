@@ -33,6 +33,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="resolve targets, check scopes and blast radius, print the plan; change nothing")
     parser.add_argument("--endpoints-file", metavar="PATH",
                         help="the twin's endpoints file (overrides platform.endpoints_file)")
+    parser.add_argument("--metrics-port", type=int, metavar="N",
+                        help="serve live Prometheus metrics on 127.0.0.1:N during the run (default: off)")
     parser.add_argument("--runs-dir", metavar="DIR",
                         help="where runs and their journals live (default: the experiment's runs_dir or ./runs)")
 
@@ -55,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         run_dir = Path(args.out) if args.out else runs_dir / run_name(exp.name)
         load = make_load(exp, plan, conn) if exp.load else None
-        ctl = Controller(plan, adapter, run_dir, load=load, on_finish=finish_hook())
+        metrics = metrics_session(run_dir, plan, load, args.metrics_port)
+        ctl = Controller(plan, adapter, run_dir, load=load, on_finish=finish_hook(metrics),
+                         on_journal=metrics.on_journal if metrics else None,
+                         on_event=metrics.on_event if metrics else None)
         summary = ctl.run()
     return report(summary, run_dir)
 
@@ -77,17 +82,33 @@ def make_load(exp, plan, conn):
     return open_load(exp, plan, conn)
 
 
-def finish_hook():
-    """The metrics/report hook: ``harness.report.build.rebuild(run_dir)`` when present.
+def metrics_session(run_dir: Path, plan, load, port: int | None):
+    """The metrics part's session (journal/event/record observers), when this build has it."""
+    try:
+        from harness.metrics.session import MetricsSession
+        session = MetricsSession(run_dir, trunks=list(plan.live), port=port)
+    except ImportError:
+        return None
+    if load is not None:
+        load.subscribe(session.recorder)
+    return session
 
-    It merges MTTR, calls and ground truth into summary.json and writes report.html and
-    junit.xml; it runs after the controller has written summary.json and closed the journal.
-    """
+
+def finish_hook(metrics=None):
+    """The metrics/report hook, called with (run_dir, summary) after the controller has
+    written summary.json and closed the journal: close the metrics session (last
+    metrics.prom), then ``harness.report.build.rebuild`` merges MTTR, calls and ground
+    truth into summary.json and writes report.html and junit.xml."""
     try:
         from harness.report.build import rebuild
     except ImportError:
-        return None
-    return lambda run_dir, summary: rebuild(run_dir)
+        rebuild = None
+
+    def finish(run_dir: Path, summary: dict):
+        if metrics is not None:
+            metrics.close()
+        return rebuild(run_dir) if rebuild else summary
+    return finish
 
 
 def report(summary: dict, run_dir: Path) -> int:

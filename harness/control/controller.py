@@ -66,11 +66,13 @@ class Controller:
     def __init__(self, plan: Plan, adapter, run_dir: Path, *, load=None,
                  on_finish: Callable[[Path, dict], dict | None] | None = None,
                  out: Callable[[str], None] = print, install_signals: bool = True,
-                 restore_attempts: int = 4):
+                 restore_attempts: int = 4, on_journal: Callable[[dict], None] | None = None,
+                 on_event: Callable[[dict], None] | None = None):
         self.plan, self.exp, self.adapter = plan, plan.exp, adapter
         self.run_dir = Path(run_dir)
         self.load, self.on_finish, self.out = load, on_finish, out
         self.install_signals = install_signals
+        self.on_journal, self.on_event = on_journal, on_event   # observers (metrics)
         self.restore_attempts = restore_attempts
         self.window = CallWindow(self.exp.hypothesis.window_s)
         self.guardrails = GuardrailMonitor(self.exp.guardrails, self.exp.hypothesis.min_calls,
@@ -87,7 +89,7 @@ class Controller:
     # -- entry point ----------------------------------------------------------------
     def run(self) -> dict:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.journal = Journal(self.run_dir / "journal.jsonl", listener=self.on_journal)
         self.adapter.client.on_call = lambda c: self.journal.write("call", **c)
         self.adapter.tokens.on_fetch = lambda info: self.journal.write("token", **info)
         self.sm = StateMachine(lambda old, new, why: self.journal.write(
@@ -337,6 +339,11 @@ class Controller:
             if f is not None and not f.closed:
                 f.write(json.dumps(event, sort_keys=True) + "\n")
                 f.flush()
+            if self.on_event is not None:
+                try:
+                    self.on_event(event)
+                except Exception:
+                    log.exception("event observer failed")
         self.feed = self.adapter.event_feed(on_event=on_event)
         self.feed.__enter__()
         if not self.feed.wait_connected(5.0):

@@ -19,6 +19,7 @@ A journal with ``saved`` records and no ``resolved`` record is unresolved: a lat
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -27,8 +28,10 @@ from typing import Any, Iterator
 
 
 class Journal:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, listener=None):
+        """``listener(record)`` is told of every record after it is on disk (metrics)."""
         self.path = Path(path)
+        self.listener = listener
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
@@ -53,6 +56,11 @@ class Journal:
             self._file.write(line + "\n")
             self._file.flush()
             os.fsync(self._file.fileno())
+        if self.listener is not None:
+            try:
+                self.listener(record)
+            except Exception:  # an observer must never break the journal
+                logging.getLogger(__name__).exception("journal listener failed")
         return record
 
     def close(self) -> None:
