@@ -8,10 +8,10 @@ after propagation: Genesys after a random 15-25 s per change (kept in request or
 trunk); CXone at the next edge-proxy refresh (every 10 s). With the provisioning-failure
 fault on, a change is accepted by the API but never reaches routing.
 
-Health and failover: Genesys runs a periodic health check; a trunk out of service in
-the routed view (Inactive, routing disabled, or blackholed) fails over to the healthy
-trunk of its group with the lowest failoverPriority; it fails back at the first check
-that sees it healthy. CXone polls the routed healthScore (0 when Inactive or
+Health and failover: Genesys runs a periodic health check; a trunk that is not healthy
+in the routed view (Degraded, Inactive, routing disabled, or blackholed) fails over to the
+healthy trunk of its group with the lowest failoverPriority (a Degraded trunk with no
+healthy peer keeps throttling); it fails back at the first check that sees it healthy. CXone polls the routed healthScore (0 when Inactive or
 blackholed); after ``cxoneLowPolls`` consecutive polls below the threshold the trunk
 fails over to its failoverTrunkId, and fails back after as many polls at or above it.
 Calls enter by the trunk whose listener got the INVITE (entry trunk) and are carried by
@@ -21,8 +21,9 @@ An INVITE goes through ``_ROUTE_STEPS`` in order; the first step that decides en
 routing: blackhole -> drop; effective trunk out of service -> drop (CXone: exception
 TRUNK_UNAVAILABLE when the failover target is the one out of service); capacity or
 Degraded throttle -> 503; no common codec -> 488 (RFC 3261 21.4.26); media pool unknown ->
-drop, unavailable -> drop (CXone: MEDIA_SERVER_TIMEOUT); zone latency above inviteTimeout
--> 408 after inviteTimeout; then the flow (Genesys queue stats -> fallback queue or
+drop, unavailable -> drop (CXone: MEDIA_SERVER_TIMEOUT); added latency (entry-to-effective
+zone latency, zones taken from the media pool when it names one, plus cross-region media)
+above the effective trunk's inviteTimeout -> 408 after inviteTimeout; then the flow (Genesys queue stats -> fallback queue or
 callback; CXone exception -> Fallback_Support_Queue or the maintenance IVR); license
 ceiling -> 403 License Exceeded (callbacks hold no license); then the queue.
 
@@ -325,22 +326,26 @@ class TwinModel:
     def _usable(self, trunk_id: str) -> bool:
         return self.routed[trunk_id].in_service and trunk_id not in self.faults["blackholeTrunks"]
 
+    def _genesys_healthy(self, trunk_id: str) -> bool:
+        """What the Genesys health check calls healthy: usable and not Degraded."""
+        return self._usable(trunk_id) and self.routed[trunk_id].status == "Active"
+
     def _genesys_health_check(self) -> None:
         for t in self.topo.trunks:
             if t.platform != "genesys":
                 continue
-            healthy = self._usable(t.id)
+            healthy = self._genesys_healthy(t.id)
             current = self.failover.get(t.id)
             if healthy and current:
                 self._failback(t, current)
-            elif not healthy and (current is None or not self._usable(current)):
+            elif not healthy and (current is None or not self._genesys_healthy(current)):
                 target = self._genesys_target(t)
                 if target and target != current:
                     self._failover(t, target)
 
     def _genesys_target(self, trunk: Trunk) -> str | None:
         peers = [p for p in self.topo.trunks if p.platform == "genesys" and p.group == trunk.group
-                 and p.id != trunk.id and self._usable(p.id)]
+                 and p.id != trunk.id and self._genesys_healthy(p.id)]
         peers.sort(key=lambda p: (self.routed[p.id].failover_priority, p.name))
         return peers[0].id if peers else None
 
@@ -477,17 +482,24 @@ class TwinModel:
             call.dtmf_relayed = False
         return False
 
+    def _zone_of(self, trunk_id: str) -> str:
+        """A trunk's latency zone: its media pool's zone when the pool names one."""
+        pool = self.topo.pool(self.routed[trunk_id].media_server_pool_id)
+        if pool is not None and pool.latency_zone:
+            return pool.latency_zone
+        return self.topo.trunk(trunk_id).latency_zone
+
     def _step_zone(self, call: Call) -> bool:
-        entry, trunk = self.topo.trunk(call.entry_id), self.topo.trunk(call.trunk_id)
-        added = self.topo.delays.zone_latency(entry.latency_zone, trunk.latency_zone) / 1000.0
+        zones = self._zone_of(call.entry_id), self._zone_of(call.trunk_id)
+        call.extra_latency += self.topo.delays.zone_latency(*zones) / 1000.0
         timeout = self.routed[call.trunk_id].invite_timeout
-        if added > timeout:
+        # Edge Case 1: the platform's INVITE timer expires before the far trunk answers.
+        if call.extra_latency > timeout:
             self._route_event(call, "rejected:408")
             self._forget(call)
             call.timers.append(self._later(timeout, lambda: call.leg.reject(
                 408, "Request Timeout", self._headers(call))))
             return True
-        call.extra_latency += added
         return False
 
     def _step_flow(self, call: Call) -> bool:

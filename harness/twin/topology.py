@@ -43,6 +43,7 @@ class Pool:
     id: str
     region: str
     available: bool = True
+    latency_zone: str | None = None   # trunks using the pool sit in this zone
 
 
 @dataclass(frozen=True)
@@ -372,8 +373,9 @@ class _Builder:
         return value
 
     def _pool(self, r: _Reader) -> Pool:
-        r.check_keys({"id", "region", "available"})
-        pool = Pool(r.get("id", str), r.get("region", str), r.get("available", bool, True))
+        r.check_keys({"id", "region", "available", "latencyZone"})
+        pool = Pool(r.get("id", str), r.get("region", str), r.get("available", bool, True),
+                    r.get("latencyZone", str, None))
         self._register(r, pool.id, pool)
         self.names[("pool", pool.id)] = pool.id
         return pool

@@ -80,20 +80,22 @@ def _outcomes(twin, trunk, n):
 
 
 def test_degraded_trunk_admits_throttle_percentage_after_propagation_only(twin):
-    twin.patch("G2", {"status": "Degraded", "capacity": {"throttlePercentage": 10}})
-    before = _outcomes(twin, "G2", 50)
+    # GWest has no peer in its group, so the health check finds no trunk to fail over to.
+    twin.patch("GWest", {"status": "Degraded", "capacity": {"throttlePercentage": 10}})
+    before = _outcomes(twin, "GWest", 50)
     assert before.count("reject:503") == 0
-    twin.advance(25.1)
-    after = _outcomes(twin, "G2", 100)
+    twin.advance(30.1)
+    assert twin.model.failover == {}
+    after = _outcomes(twin, "GWest", 100)
     assert after.count("reject:503") == 90
     assert twin.of_type("callRouting")[-1]["decision"] in ("rejected:503", "queued", "fallback")
 
 
 def test_reject_code_is_configurable(twin):
     twin.model.topo = twin.topo.__class__(**{**twin.topo.__dict__, "reject_code": 480})
-    twin.patch("G2", {"status": "Degraded", "capacity": {"throttlePercentage": 0}})
+    twin.patch("GWest", {"status": "Degraded", "capacity": {"throttlePercentage": 0}})
     twin.advance(25.1)
-    assert twin.call("G2").outcome == "reject:480"
+    assert twin.call("GWest").outcome == "reject:480"
 
 
 def test_above_max_concurrent_calls_gets_503(twin):
@@ -158,6 +160,29 @@ def test_genesys_failover_waits_for_health_check_then_uses_next_priority(twin):
     assert answer["viaFailover"] is True and answer["entryTrunkId"] == twin.id("G1")
     truth = twin.model.ground_truth()["failovers"][0]
     assert truth["firstAnswerCallId"] == leg.info.call_id and truth["firstAnswerTag"] == "run-1"
+
+
+def test_genesys_degraded_trunk_fails_over_at_the_health_check_when_a_peer_is_healthy(twin):
+    _fixed_propagation(twin, 17.0)
+    twin.patch("G1", {"status": "Degraded", "capacity": {"throttlePercentage": 0}})
+    twin.advance(17.5)
+    assert twin.call("G1").outcome == "reject:503"     # throttled until the health check
+    twin.advance(2.6)
+    assert twin.model.failover == {twin.id("G1"): twin.id("G2")}
+    leg = twin.call("G1")
+    twin.advance(1.1)
+    assert leg.actions[-1][2]["X-Twin-Trunk"] == twin.id("G2")
+
+
+def test_failover_trunk_moved_to_a_far_pool_with_short_invite_timer_gives_408(twin):
+    twin.patch("G2", {"inviteTimeout": 0.1, "mediaServerPoolId": "euw"})
+    twin.patch("G1", {"status": "Inactive"})
+    twin.advance(31.0)
+    leg = twin.call("G1")
+    twin.advance(0.09)
+    assert leg.outcome is None
+    twin.advance(0.02)
+    assert leg.outcome == "reject:408"
 
 
 def test_genesys_failover_skips_a_trunk_that_is_out_of_service(twin):
