@@ -270,3 +270,37 @@ def test_token_expiring_mid_run_is_renewed(tmp_path):
         assert a.snapshot() == before
         records = journal(only_run_dir(tmp_path) / "journal.jsonl")
         assert sum(1 for r in records if r["type"] == "token") >= 2
+
+
+def test_unverifiable_rollback_exits_4_naming_the_trunk_then_rollback_resolves(tmp_path, twin, admin, capsys):
+    before = admin.snapshot()
+    admin.faults(provisioningFailure=True)       # every change, the restore too, fails behind a 200
+    path = experiment(tmp_path, "genesys-trunk-failover", short)
+    assert run(tmp_path, twin, path) == 4
+    err = capsys.readouterr().err
+    assert "STILL CHANGED: Primary_Carrier_Trunk" in err and "ccharness rollback --journal" in err
+    run_dir = only_run_dir(tmp_path)
+    assert json.loads((run_dir / "summary.json").read_text())["verdict"] == "rollback_failed"
+    admin.faults(provisioningFailure=False)
+    assert main(["rollback", "--journal", str(run_dir / "journal.jsonl"), "--routing-timeout", "8"]) == 0
+    assert admin.snapshot() == before
+    assert journal(run_dir / "journal.jsonl")[-1]["type"] == "resolved"
+
+
+def test_dry_run_refuses_when_a_scope_is_missing(tmp_path, twin, admin, capsys):
+    def edit(d):
+        d["platform"]["credentials"]["scopes"] = ["view:telephony", "view:analytics"]
+    assert run(tmp_path, twin, experiment(tmp_path, "genesys-trunk-failover", edit), "--dry-run") == 2
+    assert "edit:telephony" in capsys.readouterr().err
+
+
+def test_api_budget_spent_aborts_but_rollback_still_runs(tmp_path, twin, admin):
+    before = admin.snapshot()
+
+    def edit(d):
+        short(d)
+        d["platform"]["api_call_budget"] = 8
+    assert run(tmp_path, twin, experiment(tmp_path, "genesys-trunk-failover", edit)) == 3
+    summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
+    assert summary["verdict"] == "aborted" and "budget" in summary["reason"]
+    assert admin.snapshot() == before
