@@ -218,11 +218,15 @@ def analytics_mttr(polls: Iterable[Mapping[str, Any]], injected_at: float,
     return None
 
 
-def ground_truth_mttr(truth: Mapping[str, Any], trunk_id: str | None = None) -> float | None:
+def ground_truth_mttr(truth: Mapping[str, Any], trunk_id: str | None = None,
+                      injected_at: float | None = None) -> float | None:
     """The twin's own MTTR: first failover answer minus the injecting change's request.
 
-    The injecting change is the latest change of the failed-over trunk requested at or
-    before the failover; with ``trunk_id`` only failovers from that trunk count.
+    With ``injected_at`` (the harness's injection time) the injecting change is the
+    failed-over trunk's first change requested from then on, so a fault applied in steps
+    (degrade, throttle ramp, then out of service) is timed from its first step, as the
+    harness times it; without it, the latest change requested before the failover.
+    With ``trunk_id`` only failovers from that trunk count.
     """
     changes = truth.get("changes") or []
     for fo in sorted(truth.get("failovers") or [], key=lambda f: f.get("at") or 0.0):
@@ -233,7 +237,12 @@ def ground_truth_mttr(truth: Mapping[str, Any], trunk_id: str | None = None) -> 
         requested = [c["requestedAt"] for c in changes
                      if c.get("trunkId") == fo.get("fromTrunkId")
                      and c.get("requestedAt") is not None and c["requestedAt"] <= fo["at"]]
-        if requested:
+        if injected_at is not None:
+            # the journal line is written just before the request leaves: allow 1 s
+            requested = [r for r in requested if r >= injected_at - 1.0]
+            if requested:
+                return float(fo["firstAnswerAt"]) - min(requested)
+        elif requested:
             return float(fo["firstAnswerAt"]) - max(requested)
     return None
 

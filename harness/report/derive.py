@@ -122,4 +122,4 @@ def _ground_truth(run_dir: Path, tl: Timeline, mttr_s: float | None,
     except (OSError, ValueError) as exc:
         raise ConfigError(f"unreadable ground truth: {exc}", path=str(path)) from exc
     extra["ground_truth_broken_cdrs"] = truth.get("brokenCdrs")
-    return m.compare_ground_truth(mttr_s, m.ground_truth_mttr(truth, tl.trunk_id))
+    return m.compare_ground_truth(mttr_s, m.ground_truth_mttr(truth, tl.trunk_id, tl.injected_at))

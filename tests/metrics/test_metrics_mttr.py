@@ -105,6 +105,18 @@ def test_ground_truth_is_first_answer_minus_change_request():
     assert mttr.ground_truth_mttr(truth, trunk_id="nope") is None
 
 
+def test_ground_truth_of_a_stepped_fault_counts_from_the_first_step():
+    truth = json.loads((FIX / "ground_truth.json").read_text())
+    # a throttle ramp and an out-of-service step after the first change
+    truth["changes"] += [{"changeId": "ch2", "trunkId": P, "requestedAt": T + 1.05, "appliedAt": T + 21},
+                         {"changeId": "ch3", "trunkId": P, "requestedAt": T + 3.05, "appliedAt": T + 23}]
+    assert mttr.ground_truth_mttr(truth, P, injected_at=T) == pytest.approx(21.45)
+    assert mttr.ground_truth_mttr(truth, P) == pytest.approx(18.45)  # latest change before
+    # changes of an earlier experiment (long before this injection) do not count
+    truth["changes"].insert(0, {"changeId": "old", "trunkId": P, "requestedAt": T - 300})
+    assert mttr.ground_truth_mttr(truth, P, injected_at=T) == pytest.approx(21.45)
+
+
 def test_compare_ground_truth_reports_difference():
     assert mttr.compare_ground_truth(21.5, 21.45) == {"mttr_s": 21.45, "difference_s": 0.05}
     assert mttr.compare_ground_truth(None, 21.45) == {"mttr_s": 21.45, "difference_s": None}

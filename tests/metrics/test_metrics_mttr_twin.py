@@ -29,6 +29,7 @@ SCALE = 0.05
 LAG_S = 100 * SCALE        # analyticsLag [100, 100] scaled
 BATCH_S = 10 * SCALE       # analyticsBatch 10 scaled
 TAG = "mttr-acceptance"
+STEP_S = 0.5               # between the two fault steps
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
@@ -102,9 +103,13 @@ def test_mttr_matches_ground_truth_and_analytics_shows_the_lag(twin, sipp_calls,
                 sipp_calls(int(primary["sip_uri"].rsplit(":", 1)[1]), calls=400, rate=25)
                 time.sleep(2.0)
                 journal.write("transition", **{"from": "baseline", "to": "injecting", "why": ""})
-                journal.write("change", target=f"trunk:{primary['id']}", body={"status": "Inactive"}, step=0)
-                adapter.update_trunk(primary["id"], {"status": "Inactive"})
-                journal.write("transition", **{"from": "injecting", "to": "converging", "why": ""})
+                # a stepped fault, as the shipped experiments do: degrade, then take it out
+                for step, body in enumerate([{"status": "Degraded", "capacity": {"throttlePercentage": 50}},
+                                             {"status": "Inactive"}]):
+                    journal.write("change", target=f"trunk:{primary['id']}", body=body, step=step)
+                    adapter.update_trunk(primary["id"], body)
+                    journal.write("transition", **{"from": "injecting", "to": "converging", "why": ""})
+                    time.sleep(STEP_S)
                 # the analytics for the secondary queue show answers only after the lag
                 assert wait_until(lambda: any(
                     r["queueId"] == secondary["queue_id"] and (r["answeredCalls"] or 0) > 0
@@ -113,7 +118,8 @@ def test_mttr_matches_ground_truth_and_analytics_shows_the_lag(twin, sipp_calls,
                 adapter.update_trunk(primary["id"], {"status": "Active"})
             finally:
                 poller.stop()
-            (run_dir / "ground_truth.json").write_text(json.dumps(adapter.ground_truth()))
+            truth = adapter.client.request("GET", "/twin/v1/ground-truth")  # CONTRACTS section 4
+            (run_dir / "ground_truth.json").write_text(json.dumps(truth))
     summary = rebuild(run_dir)
     mttr, truth = summary["mttr"], summary["ground_truth"]
     print("mttr", mttr, "ground truth", truth)  # shown when the test fails, and with -s
@@ -121,8 +127,9 @@ def test_mttr_matches_ground_truth_and_analytics_shows_the_lag(twin, sipp_calls,
     assert truth["mttr_s"] is not None and mttr["mttr_s"] is not None
     # acceptance: within 250 ms of the twin's own figure
     assert abs(truth["difference_s"]) <= 0.25, (mttr, truth)
-    # converge: failover at propagation (1 s) plus up to one health check (0.25 s)
-    assert 1.0 - 0.1 <= mttr["converge_s"] <= 1.0 + 0.25 + 0.25
+    # converge: failover once a step has propagated (1 s; the twin fails a Degraded or an
+    # Inactive trunk over) plus up to one health check (0.25 s)
+    assert 1.0 - 0.1 <= mttr["converge_s"] <= STEP_S + 1.0 + 0.25 + 0.25
     assert mttr["converge_s"] <= mttr["mttr_s"]
     # the analytics figure is late by the configured lag (one batch and one poll of slack)
     late = mttr["analytics_mttr_s"] - mttr["mttr_s"]
