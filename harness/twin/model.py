@@ -266,6 +266,12 @@ class TwinModel:
             changes = parse_update(platform, trunk.id, body)
         except UpdateError as exc:
             raise ModelError(400, str(exc)) from None
+        target = changes.get("failover_trunk_id")
+        if target and self.topo.trunk(target) is None:
+            # Accept a trunk name too (the guide's examples use names); store the id.
+            named = next((t.id for t in self.topo.trunks if t.name == target and t.platform == platform), None)
+            if named:
+                changes["failover_trunk_id"] = named
         self.api[trunk.id] = self.api[trunk.id].updated(changes)
         self.version[trunk.id] += 1
         self._change_seq += 1

@@ -422,3 +422,10 @@ def test_a_model_bug_answers_500_instead_of_escaping(twin):
     assert leg.outcome == "reject:500"
     assert twin.model.internal_errors == 1 and twin.model.calls == {}
     assert twin.model.sessions["genesys"] == 0 and twin.model.trunk_active[twin.id("G1")] == 0
+
+
+def test_cxone_failover_trunk_may_be_named(twin):
+    view = twin.patch("C3", {"failoverTrunkId": "C2", "healthScore": 10})
+    assert view["failoverTrunkId"] == twin.id("C2")
+    twin.advance(30.0)
+    assert twin.model.failover[twin.id("C3")] == twin.id("C2")

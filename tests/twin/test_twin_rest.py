@@ -132,3 +132,11 @@ def test_event_stream_is_server_sent_events(api):
     applied = next(e for e in events if e["type"] == "trunkConfigApplied")
     assert applied["platform"] == "cxone" and applied["fields"]["healthScore"] == 80
     assert isinstance(applied["timestamp"], float)
+
+
+def test_injected_api_latency_delays_platform_routes(api):
+    api.request("PUT", "/twin/v1/faults", json={"apiLatencyMs": 300})
+    tid = api.trunk_id("Healthy")
+    slow = api.get(f"/api/v2/telephony/phone/trunks/{tid}")
+    assert slow.status_code == 200 and slow.elapsed.total_seconds() >= 0.3
+    assert api.get("/twin/v1/faults").json()["apiLatencyMs"] == 300
