@@ -5,7 +5,8 @@ so an MTTR read from them is late by the batch lag (90-120 s on the real platfor
 ccharness measures from raw events instead and shows the analytics figure beside it:
 
 - ``detect``: first failed call (per-call record, CONTRACTS section 6) whose final
-  response came at or after the injection.
+  response came at or after the injection; without records, the first routing event
+  of a failing call.
 - ``converge``: failover routing effective: the first ``failover`` event at or after
   the injection (from the injected trunk when known), else the first
   ``trunkConfigApplied`` of that trunk (CONTRACTS section 3).
@@ -75,6 +76,19 @@ def time_to_detect(records: Iterable[Record], injected_at: float) -> float | Non
         if rec.get("outcome") == ANSWERED:
             continue
         best = _min_opt(best, _after(final_response_at(rec), injected_at))
+    return best
+
+
+def time_to_detect_events(events: Iterable[Event], injected_at: float) -> float | None:
+    """Without call records: the first platform event of a failing call after injection
+    (``callRouting`` rejected or dropped, or a call cut by ``trunkRemoved``)."""
+    best = None
+    for ev in events:
+        kind = ev.get("type")
+        failed = (kind == "callRouting" and str(ev.get("decision", "")).startswith(("rejected", "dropped"))) \
+            or (kind == "callEnded" and ev.get("reason") == "trunkRemoved")
+        if failed:
+            best = _min_opt(best, _after(_ts(ev), injected_at))
     return best
 
 

@@ -104,7 +104,8 @@ def _mttr(run_dir: Path, tl: Timeline, tag: str | None, extra: dict[str, Any], *
     queue_id = answer.get("queueId") if answer else None
     extra["analytics_queue_id"] = queue_id
     return m.MttrResult(
-        detect_s=m.time_to_detect(calls(), t0),
+        detect_s=(m.time_to_detect(calls(), t0) if (run_dir / CALLS_FILE).exists()
+                  else m.time_to_detect_events(events(), t0)),
         converge_s=m.time_to_converge(events(), t0, tl.trunk_id),
         mttr_s=mttr_s,
         recover_s=m.time_to_recover(calls(), t0, baseline_s=baseline_s, window_s=window_s, band=band),

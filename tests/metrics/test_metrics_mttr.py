@@ -37,6 +37,16 @@ def test_detect_ignores_failures_before_injection(calls):
     assert mttr.time_to_detect(before, T) is None
 
 
+def test_detect_from_events_without_records():
+    events = [{"type": "callRouting", "timestamp": T - 5, "decision": "rejected:503"},
+              {"type": "callRouting", "timestamp": T + 1, "decision": "queued"},
+              {"type": "callEnded", "timestamp": T + 4, "reason": "trunkRemoved"},
+              {"type": "callRouting", "timestamp": T + 3, "decision": "dropped"},
+              {"type": "callEnded", "timestamp": T + 2, "reason": "bye"}]
+    assert mttr.time_to_detect_events(events, T) == pytest.approx(3.0)
+    assert mttr.time_to_detect_events(events[:2], T) is None
+
+
 def test_converge_prefers_failover_of_the_injected_trunk(events):
     assert mttr.time_to_converge(events, T, trunk_id=P) == pytest.approx(20.0)
     # the stale failover from another trunk at T-30 is before injection

@@ -131,6 +131,9 @@ def test_mttr_matches_ground_truth_and_analytics_shows_the_lag(twin, sipp_calls,
     # Inactive trunk over) plus up to one health check (0.25 s)
     assert 1.0 - 0.1 <= mttr["converge_s"] <= STEP_S + 1.0 + 0.25 + 0.25
     assert mttr["converge_s"] <= mttr["mttr_s"]
+    # detect (no call records here: from routing events): the throttle's 503s begin when
+    # the first step propagates (1 s)
+    assert mttr["detect_s"] is not None and 1.0 - 0.1 <= mttr["detect_s"] <= mttr["mttr_s"]
     # the analytics figure is late by the configured lag (one batch and one poll of slack)
     late = mttr["analytics_mttr_s"] - mttr["mttr_s"]
     assert LAG_S - 0.25 <= late <= LAG_S + BATCH_S + 0.5, (mttr, late)
