@@ -48,9 +48,12 @@ def rebuild(run_dir: str | Path, **derive_options: Any) -> dict[str, Any]:
                        ("ended_at", derived.timeline.ended_at)):
         if summary.get(key) is None and value is not None:
             summary[key] = value
-    write_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=str) + "\n")
-    write_atomic(run_dir / JUNIT_FILE, build_junit(summary))
-    write_atomic(run_dir / REPORT_FILE, render_html(summary, derived))
+    try:
+        write_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=str) + "\n")
+        write_atomic(run_dir / JUNIT_FILE, build_junit(summary))
+        write_atomic(run_dir / REPORT_FILE, render_html(summary, derived))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report: {exc.strerror or exc}", path=str(run_dir)) from exc
     return summary
 
 

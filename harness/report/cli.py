@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.errors import EXIT_OK
+from harness.errors import EXIT_OK, ConfigError
 from harness.report.build import REPORT_FILE, rebuild
 
 
@@ -24,6 +24,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Rebuild the report; exit 0 (the run's own verdict stays in summary.json)."""
     run_dir = Path(args.run_dir)
+    if not args.window > 0 or not args.baseline > 0:
+        raise ConfigError("--window and --baseline must be positive seconds")
+    if not 0 <= args.band < 1:
+        raise ConfigError(f"--band must be in [0, 1), got {args.band}")
     summary = rebuild(run_dir, window_s=args.window, band=args.band, baseline_s=args.baseline)
     mttr = summary.get("mttr") or {}
     print(f"{run_dir / REPORT_FILE}: verdict {summary.get('verdict') or 'n/a'}, "

@@ -110,3 +110,9 @@ def test_cli_refuses_a_corrupt_summary(run_dir, capsys):
     (run_dir / "summary.json").write_text("{not json")
     assert main(["report", str(run_dir)]) == 2
     assert "unreadable summary" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("opts", [["--window", "0"], ["--band", "1.5"], ["--baseline", "-3"]])
+def test_cli_refuses_bad_options(run_dir, capsys, opts):
+    assert main(["report", str(run_dir), *opts]) == 2
+    assert "must be" in capsys.readouterr().err
