@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from harness.twin.sip.message import MAX_DATAGRAM, SipMessage, SipParseError, parse
 
-from conftest import FIXTURES, CoreHarness, RecordingRouter, ServerThread
+from twinsip_support import FIXTURES, CoreHarness, RecordingRouter, ServerThread
 
 BATCH, EXAMPLES = 50, 200
 SEEDS = [path.read_bytes() for path in sorted(FIXTURES.glob("*.sip"))] + [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.twin.sip.message import parse
 from harness.twin.sip.sdp import build_answer, parse_offer
 
-from conftest import FIXTURES
+from twinsip_support import FIXTURES
 
 
 def offer_of(name: str):

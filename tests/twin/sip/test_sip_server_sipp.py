@@ -14,7 +14,7 @@ from harness.errors import ConfigError
 from harness.twin.clock import GeventScheduler
 from harness.twin.sip.server import SipServer
 
-from conftest import RecordingRouter, ServerThread
+from twinsip_support import RecordingRouter, ServerThread
 
 pytestmark = pytest.mark.sipp
 SCENARIOS = Path(__file__).resolve().parents[3] / "sip"

@@ -8,7 +8,7 @@ from harness.errors import SipError
 from harness.twin.sip.message import cseq, param, parse, top_via
 from harness.twin.sip.uas import LINGER, T1, T2, TIMEOUT
 
-from conftest import FIXTURES, CoreHarness, RecordingRouter
+from twinsip_support import FIXTURES, CoreHarness, RecordingRouter
 
 CALLER = ("127.0.0.1", 5061)
 

@@ -1,5 +1,8 @@
-"""Fixtures for the twin's SIP side: a recording router, a UasCore on a fake clock,
-and a live SipServer running on its own gevent hub in a thread."""
+"""Test support for the twin's SIP side: a recording router, a UasCore on a fake clock,
+and a live SipServer running on its own gevent hub in a thread.
+
+A plain module, not conftest.py: other test directories import their own ``conftest``
+by name, and two modules called ``conftest`` on sys.path would shadow each other."""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable
-
-import pytest
 
 from harness.twin.clock import FakeScheduler
 from harness.twin.sip.uas import UasCore
@@ -74,16 +75,6 @@ class CoreHarness:
         out = [data for data, _, _ in self.sent]
         self.sent.clear()
         return out
-
-
-@pytest.fixture
-def router() -> RecordingRouter:
-    return RecordingRouter()
-
-
-@pytest.fixture
-def harness_(router) -> CoreHarness:
-    return CoreHarness(router)
 
 
 class ServerThread:
