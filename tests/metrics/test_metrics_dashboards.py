@@ -1,6 +1,7 @@
 """Rules, Prometheus config and Grafana files: promtool checks and structure."""
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -81,3 +82,10 @@ def test_dashboard_covers_the_issue_panels():
                    'code=~"408|487|488"'):
         assert series in exprs or series.split("_bucket")[0] in exprs, series
     assert any(a.get("expr") for a in dash["annotations"]["list"]), "fault annotations"
+
+
+def test_compose_file_is_valid(tmp_path):
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose not installed (validates the file only; no engine needed)")
+    run([compose, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"])
