@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,17 @@ class FakeLeg:
         return None
 
 
+@functools.lru_cache(maxsize=4)
+def cached_topology(path: Path):
+    """Topologies are frozen, so tests may share one load (replace(), never mutate)."""
+    return load_topology(path)
+
+
 class Harness:
     """A model on a FakeScheduler, with names for ids and helpers to place calls."""
 
     def __init__(self, path: Path, time_scale: float = 1.0):
-        self.topo = load_topology(path)
+        self.topo = cached_topology(path)
         self.clock = FakeScheduler()
         self.events: list[dict] = []
         self.model = TwinModel(self.topo, self.clock, self.events.append, time_scale=time_scale, seed=7)

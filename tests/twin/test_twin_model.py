@@ -284,7 +284,7 @@ def test_cxone_media_server_timeout_goes_to_fallback_queue(twin):
 
 def test_cxone_other_exceptions_go_to_maintenance_ivr(twin):
     twin.model.queues.pop(twin.id("CQ"))
-    object.__setattr__(twin.topo, "by_id", {k: v for k, v in twin.topo.by_id.items() if k != twin.id("CQ")})
+    twin.model.topo = replace(twin.topo, by_id={k: v for k, v in twin.topo.by_id.items() if k != twin.id("CQ")})
     leg = twin.call("C2")
     routing = twin.of_type("callRouting")[-1]
     assert routing["decision"] == "ivr" and routing["queueId"] == twin.id("System_Maintenance_Message")
