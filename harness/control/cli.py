@@ -22,7 +22,7 @@ from harness.control.plan import prepare, render_plan
 from harness.control.targets import Resolver
 from harness.errors import GuardError
 from harness.experiment.loader import load_experiment
-from harness.platforms.adapter import PlatformAdapter
+from harness.platforms.adapter import open_adapter
 from harness.platforms.credentials import connection_for
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_unresolved(runs_dir, Path(args.out).parent if args.out else None)
     conn = connection_for(exp.platform, args.endpoints_file)
     resolver = Resolver.from_endpoints(conn.endpoints_file)
-    with PlatformAdapter(conn) as adapter:
+    with open_adapter(conn) as adapter:
         start = time.time()
         plan = prepare(exp, adapter, resolver, now=start)
         method = adapter.endpoints["update_trunk"].method

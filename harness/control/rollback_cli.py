@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.control.journal import Journal, read_journal
 from harness.control.rollback import Restorer, Saved
 from harness.errors import ConfigError, RollbackError
-from harness.platforms.adapter import PlatformAdapter
+from harness.platforms.adapter import open_adapter
 from harness.platforms.credentials import Connection
 
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def restore(conn: Connection, stack: list[Saved], journal: Journal, args, path: Path) -> list[dict]:
-    with PlatformAdapter(conn, on_call=lambda c: journal.write("call", **c)) as adapter:
+    with open_adapter(conn, on_call=lambda c: journal.write("call", **c)) as adapter:
         with adapter.event_feed() as feed:
             feed.wait_connected(5.0)
             restorer = Restorer(adapter, journal, feed if feed.connected.is_set() else None,

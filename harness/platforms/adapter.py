@@ -1,9 +1,10 @@
 """The one small platform interface the controller uses, for the twin, Genesys and CXone.
 
-``PlatformAdapter`` wraps a RetryingClient and an endpoint map. The three platforms
-differ only in their map and in how queue figures are named; the twin adds its fault
-routes. Use it with ``with`` so the HTTP client is closed. Tests pass an
-``httpx.MockTransport`` as ``transport``.
+``PlatformAdapter`` wraps a RetryingClient and an endpoint map. The platforms differ
+only in their map and in how queue figures are named (``GenesysAdapter``,
+``CxoneAdapter``); ``TwinAdapter`` speaks either dialect and adds its fault and ground
+truth routes. ``open_adapter(conn)`` picks the class. Use it with ``with`` so the HTTP
+client is closed. Tests pass an ``httpx.MockTransport`` as ``transport``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from harness.platforms.sse import EventFeed
 
 
 class PlatformAdapter:
+    # (wait, agents) keys of the queue realtime body, per dialect
+    QUEUE_KEYS = {"genesys": ("waitTime", "availableAgents"), "cxone": ("avgWait", "agentCount")}
+
     def __init__(self, conn: Connection, *, transport: httpx.BaseTransport | None = None,
                  on_call: Callable[[dict], None] | None = None, sleep=None,
                  clock=None, endpoints: dict[str, Endpoint] | None = None):
@@ -62,10 +66,8 @@ class PlatformAdapter:
     def queue_realtime(self, queue_id: str) -> dict:
         """Queue figures normalized to ``{"waiting_s", "agents", "answered", "offered"}``."""
         raw = self._call("queue_realtime", id=queue_id)
-        if self.conn.api == "genesys":
-            waiting, agents = raw.get("waitTime"), raw.get("availableAgents")
-        else:
-            waiting, agents = raw.get("avgWait"), raw.get("agentCount")
+        wait_key, agents_key = self.QUEUE_KEYS[self.conn.api]
+        waiting, agents = raw.get(wait_key), raw.get(agents_key)
         return {"waiting_s": waiting, "agents": agents, "answered": raw.get("answeredCalls"),
                 "offered": raw.get("offeredCalls"), "as_of": raw.get("asOf"), "raw": raw}
 
@@ -74,13 +76,10 @@ class PlatformAdapter:
         return list(body.get("intervals", []))
 
     def get_faults(self, essential: bool = False) -> dict:
-        return self._call("get_faults", essential=essential)
+        raise PlatformError(f"{self.conn.platform} has no twin faults")
 
     def put_faults(self, body: dict, essential: bool = False) -> dict:
-        return self._call("put_faults", json=body, essential=essential)
-
-    def ground_truth(self) -> dict:
-        return self._call("ground_truth")
+        raise PlatformError(f"{self.conn.platform} has no twin faults")
 
     def granted_scopes(self) -> frozenset[str]:
         self.tokens.header()
@@ -92,3 +91,12 @@ class PlatformAdapter:
     def event_feed(self, on_event=None) -> EventFeed:
         return EventFeed(self.http, self.conn.events_url, self.tokens.header,
                          self.tokens.invalidate, on_event=on_event)
+
+
+def open_adapter(conn: Connection, **kwargs) -> PlatformAdapter:
+    """The adapter class for ``conn.platform`` (twin, genesys, cxone)."""
+    from harness.platforms.cxone import CxoneAdapter
+    from harness.platforms.genesys import GenesysAdapter
+    from harness.platforms.twin import TwinAdapter
+    classes = {"twin": TwinAdapter, "genesys": GenesysAdapter, "cxone": CxoneAdapter}
+    return classes[conn.platform](conn, **kwargs)

@@ -16,7 +16,7 @@ from harness.control.controller import EXIT_FOR_VERDICT, Controller
 from harness.control.plan import prepare
 from harness.control.targets import Resolver
 from harness.experiment.loader import load_experiment
-from harness.platforms.adapter import PlatformAdapter
+from harness.platforms.adapter import open_adapter
 from harness.platforms.credentials import connection_for
 
 
@@ -91,7 +91,7 @@ def controller(tmp_path, twin, load, guardrails=None):
         d["guardrails"] = guardrails or []
     exp = load_experiment(experiment(tmp_path, "genesys-trunk-failover", full))
     conn = connection_for(exp.platform, twin["_path"])
-    adapter = PlatformAdapter(conn)
+    adapter = open_adapter(conn)
     plan = prepare(exp, adapter, Resolver.from_endpoints(conn.endpoints_file))
     ctl = Controller(plan, adapter, tmp_path / "run", load=load, install_signals=False)
     return ctl, adapter

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from harness.errors import AuthError, PlatformError
-from harness.platforms.adapter import PlatformAdapter
+from harness.platforms.adapter import open_adapter
 from harness.platforms.credentials import Connection
 from harness.platforms.http import ApiBudgetExceeded
 from harness.platforms.sse import SseParser
@@ -52,7 +52,7 @@ def adapter(fake, monkeypatch, clock=None, budget=100, sleeps=None):
                       client_id="cid", client_secret_env="CCH_TEST_SECRET", api_call_budget=budget,
                       max_retries=3)
     sleeps = sleeps if sleeps is not None else []
-    return PlatformAdapter(conn, transport=httpx.MockTransport(fake), sleep=sleeps.append,
+    return open_adapter(conn, transport=httpx.MockTransport(fake), sleep=sleeps.append,
                            clock=clock)
 
 
@@ -155,7 +155,7 @@ def test_missing_secret_env_is_an_auth_error(monkeypatch):
                       token_url="https://api.test/oauth/token", events_url="e", client_id="cid",
                       client_secret_env="CCH_NOPE")
     with pytest.raises(AuthError, match="CCH_NOPE"):
-        PlatformAdapter(conn, transport=httpx.MockTransport(FakePlatform()))
+        open_adapter(conn, transport=httpx.MockTransport(FakePlatform()))
 
 
 def test_secret_from_file(monkeypatch, tmp_path):
@@ -164,7 +164,7 @@ def test_secret_from_file(monkeypatch, tmp_path):
     conn = Connection(platform="genesys", api="genesys", base_url="https://api.test",
                       token_url="https://api.test/oauth/token", events_url="e", client_id="cid",
                       client_secret_file=str(secret_file))
-    with PlatformAdapter(conn, transport=httpx.MockTransport(FakePlatform())) as a:
+    with open_adapter(conn, transport=httpx.MockTransport(FakePlatform())) as a:
         assert a.get_trunk("t1") == TRUNK
 
 
@@ -188,7 +188,7 @@ def test_cxone_map_uses_put_and_its_paths(monkeypatch):
     conn = Connection(platform="cxone", api="cxone", base_url="https://api.test",
                       token_url="https://api.test/oauth/token", events_url="e", client_id="cid",
                       client_secret_env="CCH_TEST_SECRET")
-    with PlatformAdapter(conn, transport=httpx.MockTransport(fake)) as a:
+    with open_adapter(conn, transport=httpx.MockTransport(fake)) as a:
         a.update_trunk("t9", {"healthScore": 45})
     req = fake.requests[-1]
     assert req.method == "PUT" and req.url.path == "/api/v2.0/telephony/trunks/t9"
@@ -201,3 +201,26 @@ def test_sse_parser_events_comments_and_multiline():
     assert out[:4] == [None] * 4
     assert out[4] == {"type": "failover", "fromTrunkId": "a"}
     assert p.feed("") is None
+
+
+def test_only_the_twin_adapter_has_faults(monkeypatch):
+    monkeypatch.setenv("CCH_TEST_SECRET", SECRET)
+    seen = []
+
+    def handler(request):
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 60, "scope": ""})
+        seen.append((request.method, request.url.path))
+        return httpx.Response(200, json={"provisioningFailure": False})
+
+    def conn(platform):
+        return Connection(platform=platform, api="genesys", base_url="https://api.test",
+                          token_url="https://api.test/oauth/token", events_url="e", client_id="cid",
+                          client_secret_env="CCH_TEST_SECRET")
+    with open_adapter(conn("twin"), transport=httpx.MockTransport(handler)) as twin:
+        twin.put_faults({"provisioningFailure": False})
+        assert seen == [("PUT", "/twin/v1/faults")]
+    with open_adapter(conn("genesys"), transport=httpx.MockTransport(handler)) as genesys:
+        with pytest.raises(PlatformError, match="no twin faults"):
+            genesys.put_faults({})
+    assert len(seen) == 1
