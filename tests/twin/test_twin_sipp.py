@@ -123,3 +123,23 @@ def test_provisioning_failure_behind_200_leaves_calls_flowing(sipp_bin, tmp_path
     assert api.events(lambda evs: any(e["type"] == "provisioningFailed" for e in evs))
     run = run_sipp(sipp_bin, tmp_path, api.sip_port("Healthy"), calls=3)
     assert run.count(200) == 3
+
+
+def test_abrupt_removal_sends_bye_to_established_calls(sipp_bin, tmp_path, api):
+    import threading
+
+    tid = api.trunk_id("Healthy")
+    result = {}
+    caller = threading.Thread(target=lambda: result.update(run=run_sipp(
+        sipp_bin, tmp_path, api.sip_port("Healthy"), calls=3, rate=30,
+        scenario="twin_uac_wait_bye.xml", timeout=25)))
+    caller.start()
+    try:
+        assert wait_until(lambda: api.get("/twin/v1/state").json()["activeCalls"] == 3, 10)
+        api.request("PATCH", f"/api/v2/telephony/phone/trunks/{tid}", json={"status": "Inactive"})
+    finally:
+        caller.join(40)
+    run = result["run"]
+    assert run.returncode == 0 and run.count(200) == 3
+    assert run.log.count("BYE sip:") >= 3
+    assert api.truth()["brokenCdrs"] == 3
