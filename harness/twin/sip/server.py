@@ -81,7 +81,9 @@ class SipServer:
         import gevent
 
         self._started = False
-        gevent.killall(self._greenlets, block=False)
+        # block until the readers are gone, unless called from the hub itself (a timer)
+        in_hub = gevent.getcurrent() is gevent.get_hub()
+        gevent.killall(self._greenlets, block=not in_hub, timeout=None if in_hub else 2)
         self._greenlets.clear()
         for watcher in self._io.values():
             watcher.close()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import csv
-import socket
 import subprocess
 from pathlib import Path
 
 import gevent
 import pytest
 
-from harness.errors import ConfigError
-from harness.twin.clock import GeventScheduler
-from harness.twin.sip.server import SipServer
 
 from twinsip_support import RecordingRouter, ServerThread
 
@@ -121,30 +117,3 @@ def test_sipp_options_answered_with_router_status(sipp_bin, tmp_path, status):
                                     str(SCENARIOS / f"uac_options_{status[0]}.xml"), calls=2)
     assert code == 0, err
     assert router.events == [("options", "t1"), ("options", "t1")]
-
-
-def test_port_in_use_is_a_config_error_naming_the_port():
-    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    blocker.bind(("127.0.0.1", 0))
-    port = blocker.getsockname()[1]
-    server = SipServer(RecordingRouter(), GeventScheduler())
-    try:
-        with pytest.raises(ConfigError, match=str(port)):
-            server.add_listener("t1", port)
-    finally:
-        server.stop()
-        blocker.close()
-
-
-def test_non_loopback_host_is_refused():
-    with pytest.raises(ConfigError, match="non-loopback"):
-        SipServer(RecordingRouter(), GeventScheduler(), host="0.0.0.0")
-
-
-def test_stop_closes_every_socket():
-    with ServerThread(RecordingRouter(), trunks=("a", "b")) as server:
-        ports = dict(server.ports)
-        media = server.server.media_port
-    for port in [*ports.values(), media]:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", port))  # free again

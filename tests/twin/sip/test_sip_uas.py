@@ -390,3 +390,30 @@ def test_late_invite_retransmission_during_linger_is_absorbed():
     h.feed(invite())
     assert codes(h.take()) == [486]
     assert h.router.kinds() == ["invite"]
+
+
+def test_reinvite_in_a_confirmed_dialog_gets_the_same_session():
+    h = CoreHarness(RecordingRouter())
+    h.feed(invite())
+    first = parse(h.take()[0])
+    tag = param(first.get("to"), "tag")
+    h.feed(request("ACK", to_tag=tag))
+    h.feed(invite(seq=2, branch="z9hG4bKre", to_tag=tag))
+    again = parse(h.take()[0])
+    assert again.status == 200 and again.body == first.body
+    assert h.router.kinds() == ["invite", "confirmed"]
+
+
+def test_reinvite_for_an_unknown_dialog_gets_481():
+    h = CoreHarness(RecordingRouter())
+    h.feed(invite(to_tag="nobody"))
+    assert codes(h.take()) == [481]
+
+
+def test_past_max_legs_new_invites_get_503_without_reaching_the_router():
+    h = CoreHarness(wait_router())
+    h.core.max_legs = 3
+    for n in range(4):
+        h.feed(invite(call_id=f"c{n}"))
+    assert codes(h.take()) == [100, 100, 100, 503]
+    assert h.router.kinds() == ["invite"] * 3 and h.core.stats["overload"] == 1
