@@ -253,7 +253,8 @@ class Controller:
         rollback_at = time.time()
         restorer = Restorer(self.adapter, self.journal, self.feed, attempts=self.restore_attempts,
                             routing_timeout_s=self.exp.recovery.timeout_s,
-                            journal_path=str(self.run_dir / "journal.jsonl"))
+                            journal_path=str(self.run_dir / "journal.jsonl"),
+                            queue_check=self._recovery_queue_check())
         self.outcome.remaining = restorer.restore_all(self.stack)
         if self.outcome.remaining:
             self.outcome.verdict = "rollback_failed"
@@ -267,6 +268,13 @@ class Controller:
         self._judge()
         self.sm.go(State.DONE if self.outcome.verdict in ("held", "broken") else State.ABORTED,
                    self.outcome.verdict)
+
+    def _recovery_queue_check(self):
+        qid = self.plan.recovery_queue_id or self.plan.queue_id
+        if qid is None:
+            return None
+        rec = self.exp.recovery
+        return lambda: wait_queue_healthy(lambda: self.adapter.queue_realtime(qid), rec.timeout_s, rec.poll_s)
 
     def _recover(self, since: float) -> None:
         rec = self.exp.recovery

@@ -75,8 +75,12 @@ def how_to_undo(saved: Saved, adapter, journal_path: str | None) -> str:
 class Restorer:
     def __init__(self, adapter, journal: Journal | None, feed=None, *, attempts: int = 4,
                  backoff_s: float = 0.5, routing_timeout_s: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, journal_path: str | None = None):
+                 sleep: Callable[[float], None] = time.sleep, journal_path: str | None = None,
+                 queue_check: Callable[[], dict] | None = None):
+        """``queue_check()`` (queue stats, see convergence.wait_queue_healthy) verifies
+        routing when there is no event stream: events first, queue stats second."""
         self.adapter, self.journal, self.feed = adapter, journal, feed
+        self.queue_check = queue_check
         self.attempts, self.backoff_s = attempts, backoff_s
         self.routing_timeout_s, self.sleep = routing_timeout_s, sleep
         self.journal_path = journal_path
@@ -120,8 +124,13 @@ class Restorer:
         diff = differences(saved.original, current)
         if diff:
             return f"re-read differs from the original in {', '.join(diff)}"
-        if saved.kind == "trunk" and self.feed is not None:
+        if saved.kind != "trunk":
+            return None
+        if self.feed is not None and self.feed.connected.is_set():
             return self._routing_took(saved.id, saved.restore, sent_at)
+        if self.queue_check is not None:
+            result = self.queue_check()
+            return None if result.get("converged") else f"queue stats did not recover: {result.get('evidence')}"
         return None
 
     def _routing_took(self, trunk_id: str, body: dict, since: float) -> str | None:

@@ -166,3 +166,11 @@ def test_rollback_stack_is_lifo(tmp_path):
     stack = [saved_trunk("genesys", t, ORIGINAL) for t in ("a", "b", "c")]
     Restorer(platform, None, None, sleep=lambda s: None).restore_all(stack)
     assert order == ["c", "b", "a"]
+
+
+def test_without_an_event_stream_rollback_is_verified_by_queue_stats():
+    platform = FakeTrunks({**ORIGINAL, "status": "Inactive"})
+    answers = iter([{"converged": False, "evidence": "wait 40s"}, {"converged": True, "evidence": "ok"}])
+    remaining = Restorer(platform, None, None, attempts=3, sleep=lambda s: None,
+                         queue_check=lambda: next(answers)).restore_all([saved_trunk("genesys", "t1", ORIGINAL)])
+    assert remaining == [] and len(platform.updates) == 2
