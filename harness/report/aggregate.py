@@ -102,6 +102,30 @@ class CallStats:
         return {"start": start, "step": step, "codes": codes}
 
 
+def outcomes_from_events(events: Iterable[Mapping[str, Any]]) -> CallStats:
+    """Outcome counts over time from platform events, for runs without call records
+    (API-only experiments beside other traffic, SIPp): an ``answer`` counts as 200, a
+    ``callRouting`` decision ``rejected:<code>`` as that code, ``dropped`` as ``dropped``.
+    """
+    stats = CallStats()
+    for ev in events:
+        kind, decision, at = ev.get("type"), str(ev.get("decision") or ""), ev.get("timestamp")
+        if kind == "answer":
+            code = "200"
+        elif kind == "callRouting" and decision.startswith("rejected:"):
+            code = decision.split(":", 1)[1]
+        elif kind == "callRouting" and decision == "dropped":
+            code = "dropped"
+        else:
+            continue
+        if at is None:
+            continue
+        stats.calls += 1
+        stats.by_code[code] += 1
+        stats.per_second.setdefault(int(at), Counter())[code] += 1
+    return stats
+
+
 def aggregate(records: Iterable[Mapping[str, Any]]) -> CallStats:
     stats = CallStats()
     for rec in records:

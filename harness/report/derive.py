@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from harness.metrics import mttr as m
 from harness.metrics.analytics import ANALYTICS_FILE
 from harness.metrics.recorder import CALLS_FILE, EVENTS_FILE, iter_jsonl
-from harness.report.aggregate import CallStats, aggregate
+from harness.report.aggregate import CallStats, aggregate, outcomes_from_events
 from harness.report.timeline import Timeline, read_timeline
 
 JOURNAL_FILE = "journal.jsonl"
@@ -34,6 +34,7 @@ class Derived:
     extra: dict[str, Any]
 
     has_calls: bool = True
+    plot_stats: CallStats | None = None   # outcomes over time when there are no call records
 
     def summary_fields(self, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The keys this part owns in summary.json (CONTRACTS section 7), merged over
@@ -69,6 +70,7 @@ def derive(run_dir: str | Path, *, window_s: float = 5.0, band: float = 0.05,
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
     timeline = read_timeline(iter_jsonl(run_dir / JOURNAL_FILE))
+    has_calls = (run_dir / CALLS_FILE).exists()
     stats = aggregate(iter_jsonl(run_dir / CALLS_FILE))
     tag = _run_tag(run_dir / CALLS_FILE)
     extra: dict[str, Any] = {
@@ -79,7 +81,12 @@ def derive(run_dir: str | Path, *, window_s: float = 5.0, band: float = 0.05,
     result = _mttr(run_dir, timeline, tag, extra, window_s=window_s, band=band,
                    baseline_s=baseline_s)
     truth = _ground_truth(run_dir, timeline, result.mttr_s, extra)
-    return Derived(timeline, stats, result, truth, extra, (run_dir / CALLS_FILE).exists())
+    derived = Derived(timeline, stats, result, truth, extra, has_calls)
+    if not has_calls:
+        # the plot still shows what the platform did, from its events
+        derived.plot_stats = outcomes_from_events(iter_jsonl(run_dir / EVENTS_FILE))
+        extra["outcomes_source"] = "platform events"
+    return derived
 
 
 def _run_tag(calls: Path) -> str | None:

@@ -83,7 +83,8 @@ def report_data(summary: Mapping[str, Any], d: Derived) -> dict[str, Any]:
         meta += "; started " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
     return {
         "verdict": summary.get("verdict"), "verdict_words": verdict_words(summary, d),
-        "meta": meta, "series": d.stats.series(), "injected_at": d.timeline.injected_at,
+        "meta": meta, "series": (d.plot_stats or d.stats).series(),
+        "series_source": "platform events (no call records)" if d.plot_stats else "call records", "injected_at": d.timeline.injected_at,
         "rollback_at": d.timeline.rollback_at, "mttr": d.mttr.as_dict(),
         "ground_truth": d.ground_truth, "setup_seconds": d.stats.setup_percentiles(),
         "calls_by_code": d.stats.calls_by_code(), "license_rejections": d.stats.license_rejections,

@@ -43,6 +43,16 @@ def test_mttr_falls_back_to_records_without_events(run_dir):
     assert s["measurements"]["mttr_source"] == "call records"
 
 
+def test_outcome_plot_falls_back_to_events_without_records(run_dir):
+    from harness.report.derive import derive
+    (run_dir / "calls.jsonl").unlink()
+    d = derive(run_dir)
+    assert d.plot_stats.calls_by_code() == {"200": 41}  # the fixture's answer events
+    assert d.extra["outcomes_source"] == "platform events"
+    rebuild(run_dir)
+    assert "platform events (no call records)" in (run_dir / "report.html").read_text()
+
+
 def test_rebuild_is_idempotent(run_dir):
     first = rebuild(run_dir)
     second = rebuild(run_dir)

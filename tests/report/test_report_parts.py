@@ -60,3 +60,14 @@ def test_license_rejections_counted():
     stats = aggregate([{"outcome": "403", "code": 403, "reason": "License Exceeded"},
                        {"outcome": "403", "code": 403, "reason": "Forbidden"}])
     assert stats.license_rejections == 1 and stats.calls_by_code() == {"403": 2}
+
+
+def test_outcomes_from_events_count_answers_rejections_and_drops():
+    from harness.report.aggregate import outcomes_from_events
+    stats = outcomes_from_events([
+        {"type": "answer", "timestamp": 10.2}, {"type": "callRouting", "timestamp": 10.5, "decision": "queued"},
+        {"type": "callRouting", "timestamp": 11.0, "decision": "rejected:503"},
+        {"type": "callRouting", "timestamp": 11.5, "decision": "dropped"},
+        {"type": "failover", "timestamp": 12.0}])
+    assert stats.calls_by_code() == {"200": 1, "503": 1, "dropped": 1}
+    assert stats.series()["codes"]["503"] == [0, 1]
