@@ -140,6 +140,12 @@ class QueueState:
                 "agentCount": len(self.free) + len(self.busy)}
 
 
+# RFC 3261 21: reason phrases for the configurable capacity/throttle rejection code.
+REASONS = {403: "Forbidden", 480: "Temporarily Unavailable", 486: "Busy Here",
+           488: "Not Acceptable Here", 500: "Server Internal Error", 502: "Bad Gateway",
+           503: "Service Unavailable", 504: "Server Time-out", 600: "Busy Everywhere",
+           603: "Decline"}
+
 DEFAULT_FAULTS = {"provisioningFailure": False, "apiLatencyMs": 0, "apiErrorRate": 0.0,
                   "apiErrorCode": 503, "blackholeTrunks": [], "licenseCeiling": {},
                   "unavailablePools": []}
@@ -451,10 +457,10 @@ class TwinModel:
 
     def _step_capacity(self, call: Call) -> bool:
         cfg = self.routed[call.trunk_id]
-        if self.trunk_active[call.trunk_id] >= cfg.max_concurrent_calls:
-            return self._reject(call, self.topo.reject_code, "Service Unavailable")
-        if cfg.status == "Degraded" and not self._throttle_admits(call.trunk_id, cfg.throttle_percentage):
-            return self._reject(call, self.topo.reject_code, "Service Unavailable")
+        code = self.topo.reject_code
+        if self.trunk_active[call.trunk_id] >= cfg.max_concurrent_calls or (
+                cfg.status == "Degraded" and not self._throttle_admits(call.trunk_id, cfg.throttle_percentage)):
+            return self._reject(call, code, REASONS.get(code, "Service Unavailable"))
         return False
 
     def _throttle_admits(self, trunk_id: str, percentage: float) -> bool:

@@ -95,7 +95,8 @@ def test_reject_code_is_configurable(twin):
     twin.model.topo = twin.topo.__class__(**{**twin.topo.__dict__, "reject_code": 480})
     twin.patch("GWest", {"status": "Degraded", "capacity": {"throttlePercentage": 0}})
     twin.advance(25.1)
-    assert twin.call("GWest").outcome == "reject:480"
+    leg = twin.call("GWest")
+    assert leg.actions[-1][:3] == ("reject", 480, "Temporarily Unavailable")
 
 
 def test_above_max_concurrent_calls_gets_503(twin):
