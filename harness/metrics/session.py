@@ -5,6 +5,8 @@
     journal listener -> session.on_journal     # phases, faults, API calls, from journal records
     event feed on_event -> session.on_event    # live MTTR from answer events
     ...
+    session.watch_analytics(adapter.queue_realtime, [queue ids])   # analytics.jsonl
+    session.save_ground_truth(twin ground-truth body)                 # ground_truth.json
     session.close()                             # last metrics.prom; then report.build.rebuild
 
 ``on_journal`` reads the controller's journal records (harness/control/journal.py): a
@@ -16,14 +18,16 @@ A daemon ticker flushes metrics.prom (and the soak report) periodically.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry
 
+from harness.metrics.analytics import ANALYTICS_FILE, AnalyticsPoller
 from harness.metrics.exporter import DEFAULT_ADDR, DEFAULT_PORT, ExporterServer, HarnessMetrics
-from harness.metrics.recorder import RunRecorder
+from harness.metrics.recorder import JsonlWriter, RunRecorder, write_atomic
 from harness.report.timeline import fault_name
 
 _INJECTING = ("injecting", "converging", "holding")
@@ -41,6 +45,9 @@ class MetricsSession:
                                     report_every_s=soak_report_every_s, report=report)
         self.server = ExporterServer(self.metrics.registry, port, addr) if port is not None else None
         self._write_events = write_events
+        self.run_dir = Path(run_dir)
+        self._poller: AnalyticsPoller | None = None
+        self._polls: JsonlWriter | None = None
         self._state = "idle"
         self._active: dict[str, str] = {}   # target -> fault name
         self._lock = threading.Lock()
@@ -59,6 +66,21 @@ class MetricsSession:
             self._clear(str(record["target"]))
         elif kind == "call":
             self.metrics.observe_api_call(record)
+
+    def watch_analytics(self, fetch: Callable[[str], Mapping[str, Any]], queue_ids: Iterable[str],
+                        period_s: float = 5.0, max_duration_s: float = 6 * 3600) -> None:
+        """Poll the batched queue analytics into analytics.jsonl until ``close`` (for the
+        analytics-based MTTR shown beside ours). Use a client whose calls do not eat the
+        controller's API budget: 12 polls a minute per queue at the default period."""
+        if self._poller is not None:
+            return
+        self._polls = JsonlWriter(self.run_dir / ANALYTICS_FILE)
+        self._poller = AnalyticsPoller(fetch, queue_ids, self._polls, period_s=period_s,
+                                       max_duration_s=max_duration_s).start()
+
+    def save_ground_truth(self, truth: Mapping[str, Any]) -> None:
+        """The twin's ``GET /twin/v1/ground-truth`` body, for the report's comparison."""
+        write_atomic(self.run_dir / "ground_truth.json", json.dumps(truth, indent=1) + "\n")
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         if self._write_events:
@@ -98,6 +120,9 @@ class MetricsSession:
         """Stop the ticker and the HTTP exporter; write the last metrics.prom."""
         self._stop.set()
         self._ticker.join(timeout=5)
+        if self._poller is not None:
+            self._poller.stop()
+            self._polls.close()
         self.recorder.close()
         if self.server is not None:
             self.server.close()

@@ -1,6 +1,7 @@
 """MetricsSession driven by the fixture's controller journal and records."""
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -46,3 +47,23 @@ def test_session_without_http_exporter(tmp_path):
         assert s.server is None
         s.on_event({"type": "answer", "timestamp": 5.0, "viaFailover": True})
     assert (tmp_path / "metrics.prom").exists()
+
+
+def test_analytics_watch_and_ground_truth_files(tmp_path):
+    from harness.metrics.recorder import iter_jsonl
+    calls = []
+
+    def fetch(queue_id):
+        calls.append(queue_id)
+        return {"answered": len(calls), "as_of": 1.0}
+
+    with MetricsSession(tmp_path, port=None) as s:
+        s.watch_analytics(fetch, ["q1"], period_s=0.01)
+        for _ in range(500):  # bounded wait for a few polls
+            if len(calls) >= 3:
+                break
+            time.sleep(0.01)
+        s.save_ground_truth({"changes": [], "failovers": []})
+    polls = list(iter_jsonl(tmp_path / "analytics.jsonl"))
+    assert len(polls) >= 3 and polls[0]["queueId"] == "q1" and polls[0]["asOf"] == 1.0
+    assert json.loads((tmp_path / "ground_truth.json").read_text())["failovers"] == []
