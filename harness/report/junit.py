@@ -27,8 +27,13 @@ def check_passed(check: Mapping[str, Any]) -> bool | None:
 
 
 def check_name(check: Mapping[str, Any]) -> str:
+    """``name (phase)`` for checks, ``expect (step N)`` for convergence outcomes."""
     name = str(check.get("name") or check.get("expect") or "unnamed check")
-    return f"{name} ({check['phase']})" if check.get("phase") else name
+    if check.get("phase"):
+        return f"{name} ({check['phase']})"
+    if check.get("step") is not None:
+        return f"{name} (step {check['step']})"
+    return name
 
 
 def check_detail(check: Mapping[str, Any]) -> str:
@@ -65,8 +70,13 @@ def build_junit(summary: Mapping[str, Any]) -> bytes:
     experiment = str(summary.get("experiment") or "experiment")
     suite = ET.Element("testsuite", name=f"ccharness.{experiment}")
     failures = skipped = 0
+    seen: dict[str, int] = {}
     for kind, check in checks_of(summary):
-        case = ET.SubElement(suite, "testcase", classname=f"ccharness.{kind}", name=check_name(check))
+        name = check_name(check)
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # CI tools merge cases of the same name: keep each one
+            name = f"{name} #{seen[name]}"
+        case = ET.SubElement(suite, "testcase", classname=f"ccharness.{kind}", name=name)
         detail, passed = check_detail(check), check_passed(check)
         if passed is False:
             failures += 1

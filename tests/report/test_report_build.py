@@ -98,6 +98,20 @@ def test_controller_figures_survive_when_files_are_missing(run_dir):
     assert s["ground_truth"] == {"mttr_s": 21.46, "difference_s": 0.05}
 
 
+def test_junit_case_names_are_unique(run_dir):
+    s = json.loads((run_dir / "summary.json").read_text())
+    s["convergence"] = [{"expect": "reflected", "converged": True, "step": 1},
+                        {"expect": "reflected", "converged": True, "step": 2},
+                        {"expect": "failover", "converged": False, "evidence": "no event in 40 s"},
+                        {"expect": "failover", "converged": True}]
+    (run_dir / "summary.json").write_text(json.dumps(s))
+    rebuild(run_dir)
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    names = [c.get("name") for c in suite.findall("testcase") if c.get("classname") == "ccharness.convergence"]
+    assert names == ["reflected (step 1)", "reflected (step 2)", "failover", "failover #2"]
+    assert suite.get("failures") == "1"
+
+
 def test_cli_rebuilds_report(run_dir, capsys):
     (run_dir / "summary.json").unlink()
     assert main(["report", str(run_dir)]) == 0
