@@ -70,8 +70,8 @@ def derive(run_dir: str | Path, *, window_s: float = 5.0, band: float = 0.05,
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
     timeline = read_timeline(iter_jsonl(run_dir / JOURNAL_FILE))
-    has_calls = (run_dir / CALLS_FILE).exists()
     stats = aggregate(iter_jsonl(run_dir / CALLS_FILE))
+    has_calls = stats.calls > 0   # an API-only run leaves an empty calls.jsonl
     tag = _run_tag(run_dir / CALLS_FILE)
     extra: dict[str, Any] = {
         "calls": stats.calls, "tag": tag, "injected_at": timeline.injected_at,
@@ -111,13 +111,22 @@ def _mttr(run_dir: Path, tl: Timeline, tag: str | None, extra: dict[str, Any], *
     queue_id = answer.get("queueId") if answer else None
     extra["analytics_queue_id"] = queue_id
     return m.MttrResult(
-        detect_s=(m.time_to_detect(calls(), t0) if (run_dir / CALLS_FILE).exists()
-                  else m.time_to_detect_events(events(), t0)),
+        detect_s=_first_known(lambda: m.time_to_detect(calls(), t0),
+                              lambda: m.time_to_detect_events(events(), t0)),
         converge_s=m.time_to_converge(events(), t0, tl.trunk_id),
         mttr_s=mttr_s,
         recover_s=m.time_to_recover(calls(), t0, baseline_s=baseline_s, window_s=window_s, band=band),
         analytics_mttr_s=m.analytics_mttr(iter_jsonl(run_dir / ANALYTICS_FILE), t0, queue_id),
     )
+
+
+def _first_known(*figures):
+    """The first figure (computed lazily) that is not None."""
+    for figure in figures:
+        value = figure()
+        if value is not None:
+            return value
+    return None
 
 
 def _ground_truth(run_dir: Path, tl: Timeline, mttr_s: float | None,

@@ -51,7 +51,11 @@ def _recovery_words(d: Derived) -> list[str]:
     if d.timeline.injected_at is None:
         return [f"No fault was injected; {calls} calls were placed."]
     out = []
-    if mt.mttr_s is None:
+    seen = calls or (d.plot_stats.calls if d.plot_stats else 0)
+    if mt.mttr_s is None and not seen:
+        out.append(f"No calls were placed during this run (API-only): MTTR was not measured; "
+                   f"routing converged after {_s(mt.converge_s)}.")
+    elif mt.mttr_s is None:
         out.append("No call was answered through the failover path after the injection: "
                    "the contact centre did not recover within the run.")
     else:

@@ -53,6 +53,16 @@ def test_outcome_plot_falls_back_to_events_without_records(run_dir):
     assert "platform events (no call records)" in (run_dir / "report.html").read_text()
 
 
+def test_api_only_run_says_mttr_was_not_measured(run_dir):
+    (run_dir / "calls.jsonl").write_text("")  # the recorder leaves an empty file
+    (run_dir / "events.jsonl").write_text(json.dumps(
+        {"type": "failover", "timestamp": 1764770020.0, "fromTrunkId": "trunk-primary"}) + "\n")
+    s = rebuild(run_dir)
+    assert s["mttr"]["converge_s"] == 20.0
+    page = (run_dir / "report.html").read_text()
+    assert "No calls were placed during this run (API-only)" in page
+
+
 def test_rebuild_is_idempotent(run_dir):
     first = rebuild(run_dir)
     second = rebuild(run_dir)
