@@ -60,7 +60,7 @@ class RetryingClient:
                 self.throttled += 1
                 if self.throttled > 50 * (self.max_retries + 1):
                     raise PlatformError(f"{method} {path}: rate limited without end", status=429)
-                self.sleep(self._retry_after(resp))
+                self.sleep(self._retry_after(resp, failures + 1))
                 continue
             retryable = error is not None or (resp is not None and resp.status_code >= 500)
             failures += 1
@@ -90,11 +90,13 @@ class RetryingClient:
                           "duration_s": round(time.time() - started, 4)})
         return resp, error
 
-    def _retry_after(self, resp: httpx.Response) -> float:
+    def _retry_after(self, resp: httpx.Response, attempt: int) -> float:
+        """Retry-After in seconds (RFC 9110 10.2.3); without one, jittered backoff."""
+        header = resp.headers.get("Retry-After")
         try:
-            value = float(resp.headers.get("Retry-After", "1"))
+            value = float(header) if header is not None else self._backoff(attempt)
         except ValueError:
-            value = 1.0
+            value = self._backoff(attempt)
         return max(0.0, min(value, self.retry_after_cap_s))
 
     def _backoff(self, failures: int) -> float:

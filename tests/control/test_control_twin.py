@@ -95,7 +95,11 @@ def test_genesys_failover_holds_and_every_trunk_is_restored(tmp_path, twin, admi
 def test_breaking_the_twins_failover_breaks_the_hypothesis(tmp_path, twin, admin):
     admin.faults(blackholeTrunks=[admin.trunk_id("Secondary_Carrier_Trunk")])
     before = admin.snapshot()
-    path = experiment(tmp_path, "genesys-trunk-failover", short)
+
+    def edit(d):
+        short(d)
+        d["convergence"]["timeout_seconds"] = 4   # ~4x the scaled propagation delay
+    path = experiment(tmp_path, "genesys-trunk-failover", edit)
     assert run(tmp_path, twin, path) == 1
     summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
     assert summary["verdict"] == "broken"
@@ -272,6 +276,7 @@ def test_token_expiring_mid_run_is_renewed(tmp_path):
         assert sum(1 for r in records if r["type"] == "token") >= 2
 
 
+@pytest.mark.slow
 def test_unverifiable_rollback_exits_4_naming_the_trunk_then_rollback_resolves(tmp_path, twin, admin, capsys):
     before = admin.snapshot()
     admin.faults(provisioningFailure=True)       # every change, the restore too, fails behind a 200

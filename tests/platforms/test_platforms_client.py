@@ -224,3 +224,11 @@ def test_only_the_twin_adapter_has_faults(monkeypatch):
         with pytest.raises(PlatformError, match="no twin faults"):
             genesys.put_faults({})
     assert len(seen) == 1
+
+
+def test_429_without_retry_after_backs_off_with_jitter(monkeypatch):
+    sleeps: list[float] = []
+    fake = FakePlatform(script=[(429, {}), (429, {})])
+    with adapter(fake, monkeypatch, sleeps=sleeps) as a:
+        assert a.get_trunk("t1") == TRUNK
+    assert len(sleeps) == 2 and all(0 <= s <= 0.2 for s in sleeps)
