@@ -46,7 +46,7 @@ class RetryingClient:
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                 essential: bool = False) -> Any:
         """Send until success or a non-retryable answer; return the decoded JSON body."""
-        failures = 0
+        failures = throttled_here = 0
         renewed = False
         while True:
             resp, error = self._attempt(method, path, json, params, essential)
@@ -58,9 +58,10 @@ class RetryingClient:
                 continue
             if resp is not None and resp.status_code == 429:
                 self.throttled += 1
+                throttled_here += 1
                 if self.throttled > 50 * (self.max_retries + 1):
                     raise PlatformError(f"{method} {path}: rate limited without end", status=429)
-                self.sleep(self._retry_after(resp, failures + 1))
+                self.sleep(self._retry_after(resp, min(throttled_here, 6)))
                 continue
             retryable = error is not None or (resp is not None and resp.status_code >= 500)
             failures += 1
