@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import FIXTURES, emulator
+from twin_support import FIXTURES, emulator
 
 
 def test_endpoints_file_matches_stdout_and_sigterm_exits_0(tmp_path):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from harness.twin.api import TwinApi
 from harness.twin.auth import Authority
 from harness.twin.events import EventBus
-from conftest import FIXTURES, Harness
+from twin_support import FIXTURES, Harness
 
 TRUNKS = ["G1", "G2", "G3", "GNear", "GFar", "GWest", "GCallback", "C1", "C2", "C3", "C4", "CDown"]
 BODIES = [

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from harness.twin.model import ModelError
-from conftest import FIXTURES, Harness
+from twin_support import FIXTURES, Harness
 
 
 def test_healthy_trunk_rings_then_answers_with_twin_headers(twin):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, Api, emulator, wait_until
+from twin_support import FIXTURES, Api, emulator, wait_until
 
 PROBE = Path(__file__).parent / "pjsua_probe.py"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import FIXTURES, Api, emulator, wait_until
+from twin_support import FIXTURES, Api, emulator, wait_until
 
 SCALE = 0.02
 PROPAGATION = 100 * SCALE   # e2e.yaml fixes Genesys propagation at 100 s

@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.twin.topology import load_topology, parse_topology
-from conftest import FIXTURES
+from twin_support import FIXTURES
 
 
 def test_default_topology_mirrors_the_guide():
