@@ -152,6 +152,11 @@ def mttr_from_records(records: Iterable[Record], injected_at: float,
     return best
 
 
+def window_index(invite_at: float, start: float, window_s: float) -> int:
+    """The answer-ratio window of a call placed at ``invite_at`` (negative: before ``start``)."""
+    return int((invite_at - start) // window_s)
+
+
 def answer_ratio_windows(records: Iterable[Record], start: float,
                          window_s: float) -> dict[int, tuple[int, int]]:
     """Calls grouped by INVITE time into windows from ``start``: index -> (answered, total).
@@ -163,8 +168,7 @@ def answer_ratio_windows(records: Iterable[Record], start: float,
         invite_at = rec.get("invite_at")
         if invite_at is None:
             continue
-        idx = int((float(invite_at) - start) // window_s)
-        slot = windows.setdefault(idx, [0, 0])
+        slot = windows.setdefault(window_index(float(invite_at), start, window_s), [0, 0])
         slot[0] += rec.get("outcome") == ANSWERED
         slot[1] += 1
     return {k: (v[0], v[1]) for k, v in windows.items()}
@@ -181,6 +185,12 @@ def time_to_recover(records: Iterable[Record], injected_at: float, *,
     degradation, or the ratio never came back.
     """
     windows = answer_ratio_windows(records, injected_at, window_s)
+    return recover_from_windows(windows, baseline_s=baseline_s, window_s=window_s, band=band)
+
+
+def recover_from_windows(windows: Mapping[int, tuple[int, int]], *, baseline_s: float,
+                         window_s: float, band: float) -> float | None:
+    """``time_to_recover`` on windows counted elsewhere (e.g. in the report's one pass)."""
     baseline = _baseline_ratio(windows, int(-(-baseline_s // window_s)))
     if baseline is None:
         return None

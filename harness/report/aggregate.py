@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from harness.metrics.exporter import code_label, is_license_rejection
-from harness.metrics.mttr import final_response_at
+from harness.metrics.mttr import ANSWERED, final_response_at, window_index
 
 # Log buckets of ratio 1.02 from 1 ms: a bucket's mean is within 2% of any value in it.
 _RATIO = 1.02
@@ -60,6 +60,12 @@ class CallStats:
     setup: dict[str, LogHistogram] = field(default_factory=dict)
     first_at: float | None = None
     last_at: float | None = None
+    # With an injection time, the MTTR figures that need call records are folded into the
+    # same pass: the first failure after it, and answer-ratio windows around it.
+    injected_at: float | None = None
+    window_s: float = 5.0
+    detect_at: float | None = None
+    windows: dict[int, list[int]] = field(default_factory=dict)
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.calls += 1
@@ -76,6 +82,25 @@ class CallStats:
             outcome = str(rec.get("outcome") or "other")
             self.setup.setdefault(outcome, LogHistogram()).add(float(setup))
             self.setup.setdefault("all", LogHistogram()).add(float(setup))
+        if self.injected_at is not None:
+            self._add_mttr_parts(rec, at)
+
+    def _add_mttr_parts(self, rec: Mapping[str, Any], final_at: float | None) -> None:
+        answered = rec.get("outcome") == ANSWERED
+        if not answered and final_at is not None and final_at >= self.injected_at:
+            self.detect_at = final_at if self.detect_at is None else min(self.detect_at, final_at)
+        invite_at = rec.get("invite_at")
+        if invite_at is not None:
+            slot = self.windows.setdefault(window_index(float(invite_at), self.injected_at, self.window_s), [0, 0])
+            slot[0] += answered
+            slot[1] += 1
+
+    @property
+    def detect_s(self) -> float | None:
+        return None if self.detect_at is None or self.injected_at is None else self.detect_at - self.injected_at
+
+    def ratio_windows(self) -> dict[int, tuple[int, int]]:
+        return {k: (v[0], v[1]) for k, v in self.windows.items()}
 
     def calls_by_code(self) -> dict[str, int]:
         return {code: self.by_code[code] for code in sorted(self.by_code)}
@@ -126,8 +151,9 @@ def outcomes_from_events(events: Iterable[Mapping[str, Any]]) -> CallStats:
     return stats
 
 
-def aggregate(records: Iterable[Mapping[str, Any]]) -> CallStats:
-    stats = CallStats()
+def aggregate(records: Iterable[Mapping[str, Any]], injected_at: float | None = None,
+              window_s: float = 5.0) -> CallStats:
+    stats = CallStats(injected_at=injected_at, window_s=window_s)
     for rec in records:
         stats.add(rec)
     return stats

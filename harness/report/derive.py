@@ -70,7 +70,7 @@ def derive(run_dir: str | Path, *, window_s: float = 5.0, band: float = 0.05,
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
     timeline = read_timeline(iter_jsonl(run_dir / JOURNAL_FILE))
-    stats = aggregate(iter_jsonl(run_dir / CALLS_FILE))
+    stats = aggregate(iter_jsonl(run_dir / CALLS_FILE), timeline.injected_at, window_s)
     has_calls = stats.calls > 0   # an API-only run leaves an empty calls.jsonl
     tag = _run_tag(run_dir / CALLS_FILE)
     extra: dict[str, Any] = {
@@ -78,7 +78,7 @@ def derive(run_dir: str | Path, *, window_s: float = 5.0, band: float = 0.05,
         "rollback_at": timeline.rollback_at, "trunk_id": timeline.trunk_id,
         "setup_seconds": stats.setup_percentiles(),
     }
-    result = _mttr(run_dir, timeline, tag, extra, window_s=window_s, band=band,
+    result = _mttr(run_dir, timeline, stats, tag, extra, window_s=window_s, band=band,
                    baseline_s=baseline_s)
     truth = _ground_truth(run_dir, timeline, result.mttr_s, extra)
     derived = Derived(timeline, stats, result, truth, extra, has_calls)
@@ -94,28 +94,28 @@ def _run_tag(calls: Path) -> str | None:
     return next((r.get("tag") for r in iter_jsonl(calls)), None)
 
 
-def _mttr(run_dir: Path, tl: Timeline, tag: str | None, extra: dict[str, Any], *,
+def _mttr(run_dir: Path, tl: Timeline, stats: CallStats, tag: str | None, extra: dict[str, Any], *,
           window_s: float, band: float, baseline_s: float) -> m.MttrResult:
     t0 = tl.injected_at
     if t0 is None:
         extra["mttr_source"] = None
         return m.MttrResult(None, None, None, None, None)
-    calls = lambda: iter_jsonl(run_dir / CALLS_FILE)  # noqa: E731 - one pass per figure
+    # Call records were read once (``stats``); events are smaller and read per figure.
     events = lambda: iter_jsonl(run_dir / EVENTS_FILE)  # noqa: E731
     answer = m.failover_answer_event(events(), t0, tag)
     if answer is not None:
         mttr_s, source = float(answer["timestamp"]) - t0, "answer events"
     else:
-        mttr_s, source = m.mttr_from_records(calls(), t0, tag), "call records"
+        mttr_s, source = m.mttr_from_records(iter_jsonl(run_dir / CALLS_FILE), t0, tag), "call records"
     extra["mttr_source"] = source if mttr_s is not None else None
     queue_id = answer.get("queueId") if answer else None
     extra["analytics_queue_id"] = queue_id
     return m.MttrResult(
-        detect_s=_first_known(lambda: m.time_to_detect(calls(), t0),
-                              lambda: m.time_to_detect_events(events(), t0)),
+        detect_s=_first_known(lambda: stats.detect_s, lambda: m.time_to_detect_events(events(), t0)),
         converge_s=m.time_to_converge(events(), t0, tl.trunk_id),
         mttr_s=mttr_s,
-        recover_s=m.time_to_recover(calls(), t0, baseline_s=baseline_s, window_s=window_s, band=band),
+        recover_s=m.recover_from_windows(stats.ratio_windows(), baseline_s=baseline_s,
+                                         window_s=window_s, band=band),
         analytics_mttr_s=m.analytics_mttr(iter_jsonl(run_dir / ANALYTICS_FILE), t0, queue_id),
     )
 
