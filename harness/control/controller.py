@@ -103,7 +103,15 @@ class Controller:
             self._open_feed()
             self._execute()
         finally:
-            self._finish_rollback()
+            try:
+                self._finish_rollback()
+            except Exception as exc:  # never leave without saying what may still be changed
+                log.exception("rollback failed unexpectedly")
+                self.outcome.remaining = [
+                    {"target": s.target, "name": s.name, "problem": f"rollback crashed: {exc!r}",
+                     "undo": f"ccharness rollback --journal {self.run_dir / 'journal.jsonl'}"}
+                    for s in reversed(self.stack)]
+                self.outcome.verdict = "rollback_failed" if self.stack else self.outcome.verdict
             self._restore_signals(previous)
             summary = self._summary(started)
             self._close()
@@ -344,9 +352,12 @@ class Controller:
 
         def on_event(event: dict) -> None:
             f = self._events_file
-            if f is not None and not f.closed:
-                f.write(json.dumps(event, sort_keys=True) + "\n")
-                f.flush()
+            try:
+                if f is not None and not f.closed:
+                    f.write(json.dumps(event, sort_keys=True) + "\n")
+                    f.flush()
+            except ValueError:  # closed between the check and the write, at the very end
+                return
             if self.on_event is not None:
                 try:
                     self.on_event(event)

@@ -208,20 +208,21 @@ def _start_run(tmp_path, twin, hold=60):
 
 
 @pytest.mark.slow
-def test_sigterm_mid_fault_rolls_back_everything(tmp_path, twin, admin):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_fault_rolls_back_everything(sig, tmp_path, twin, admin):
     before = admin.snapshot()
     proc, runs = _start_run(tmp_path, twin)
     try:
         wait_journal_any(runs, lambda r: r.get("type") == "transition" and r.get("to") == "holding")
         assert admin.trunk("Primary_Carrier_Trunk")["status"] == "Inactive"   # the fault is in place
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 3, err[-2000:]
     assert admin.snapshot() == before
     records = journal(next(runs.glob("*/journal.jsonl")))
-    assert any(r["type"] == "signal" and r["signal"] == "SIGTERM" for r in records)
+    assert any(r["type"] == "signal" and r["signal"] == sig.name for r in records)
     assert any(r["type"] == "resolved" for r in records)
 
 
