@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from twin_support import FIXTURES, SCENARIOS, Api, emulator, run_sipp, wait_until
+from twin_support import FIXTURES, Api, emulator, run_sipp, wait_until
 
 pytestmark = pytest.mark.sipp
 SCALE = 0.02
