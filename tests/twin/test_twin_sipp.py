@@ -143,3 +143,12 @@ def test_abrupt_removal_sends_bye_to_established_calls(sipp_bin, tmp_path, api):
     assert run.returncode == 0 and run.count(200) == 3
     assert run.log.count("BYE sip:") >= 3
     assert api.truth()["brokenCdrs"] == 3
+
+
+def test_options_follow_routed_health(sipp_bin, tmp_path, api):
+    port = api.sip_port("Blackhole")
+    healthy = run_sipp(sipp_bin, tmp_path, port, calls=1, scenario="uac_options_200.xml")
+    assert healthy.returncode == 0
+    api.request("PUT", "/twin/v1/faults", json={"blackholeTrunks": [api.trunk_id("Blackhole")]})
+    down = run_sipp(sipp_bin, tmp_path, port, calls=1, scenario="uac_options_503.xml")
+    assert down.returncode == 0 and "SIP/2.0 503" in down.log
