@@ -22,6 +22,63 @@ log = logging.getLogger(__name__)
 ANALYTICS_FILE = "analytics.jsonl"
 
 
+class LiveAnalyticsMttr:
+    """The analytics-based MTTR while the run goes on, one poll at a time.
+
+    The same rule as ``harness.metrics.mttr.analytics_mttr``: after the injection, the
+    first poll whose ``answeredCalls`` for the failover queue exceeds the figure whose data
+    predates the injection. The failover queue is learnt from the first answer through the
+    failover path (``failover_queue``), which may come before or after the rise.
+    Pure: no I/O, no clock.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}        # queue -> latest answeredCalls seen
+        self._at: float | None = None
+        self._baseline: dict[str, float] = {}
+        self._first_rise: dict[str, float] = {}  # queue -> first poll time above baseline
+        self._queue: str | None = None
+        self.result: float | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._at is not None and self.result is None
+
+    def start(self, injected_at: float) -> None:
+        self._at, self.result, self._queue = injected_at, None, None
+        self._baseline, self._first_rise = dict(self._last), {}
+
+    def failover_queue(self, queue_id: str | None) -> float | None:
+        if self.pending and self._queue is None and queue_id:
+            self._queue = queue_id
+            return self._settle()
+        return None
+
+    def poll(self, row: Mapping[str, Any]) -> float | None:
+        """Feed one analytics.jsonl row; returns the figure once it is known."""
+        queue, answered, polled_at = row.get("queueId"), row.get("answeredCalls"), row.get("polled_at")
+        if queue is None or answered is None or polled_at is None:
+            return None
+        answered, polled_at = float(answered), float(polled_at)
+        self._last[queue] = answered
+        if not self.pending:
+            return None
+        as_of = row.get("asOf")
+        data_at = polled_at if as_of is None else float(as_of)
+        if data_at < self._at:
+            self._baseline[queue] = max(self._baseline.get(queue, 0.0), answered)
+        if polled_at >= self._at and answered > self._baseline.get(queue, 0.0):
+            self._first_rise.setdefault(queue, polled_at)
+        return self._settle()
+
+    def _settle(self) -> float | None:
+        rise = self._first_rise.get(self._queue) if self._queue else None
+        if rise is not None and self.result is None:
+            self.result = rise - self._at
+            return self.result
+        return None
+
+
 def poll_row(queue_id: str, figures: Mapping[str, Any], polled_at: float) -> dict[str, Any]:
     """One line of analytics.jsonl from ``PlatformAdapter.queue_realtime`` or a raw body."""
     answered = figures.get("answered", figures.get("answeredCalls"))
@@ -40,8 +97,10 @@ class AnalyticsPoller:
 
     def __init__(self, fetch: Callable[[str], Mapping[str, Any]], queue_ids: Iterable[str],
                  writer: JsonlWriter, *, period_s: float = 5.0, max_duration_s: float = 6 * 3600,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 on_rows: Callable[[list[dict[str, Any]]], None] | None = None):
         self._fetch, self._queues, self._writer = fetch, list(queue_ids), writer
+        self._on_rows = on_rows
         self._period, self._max, self._clock = period_s, max_duration_s, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,6 +115,8 @@ class AnalyticsPoller:
                 continue
             rows.append(poll_row(queue_id, figures, self._clock()))
         self._writer.write_many(rows)
+        if self._on_rows is not None:
+            self._on_rows(rows)
         return rows
 
     def start(self) -> "AnalyticsPoller":

@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import start_http_server
 
 from harness.errors import ConfigError
+from harness.metrics.analytics import LiveAnalyticsMttr
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class HarnessMetrics:
         self._fault = BoundedLabel(cap=MAX_FAULT_KINDS)
         self._lock = threading.Lock()
         self._injections: dict[tuple[str, str], _Injection] = {}
+        self._analytics = LiveAnalyticsMttr()
         self._build(registry)
 
     def _build(self, r: CollectorRegistry) -> None:
@@ -154,6 +156,10 @@ class HarnessMetrics:
             "ccharness_answer_mttr_seconds",
             "Injection to first answer through the failover path (raw events, not analytics)",
             buckets=MTTR_BUCKETS, registry=r)
+        self.analytics_mttr = Gauge(
+            "ccharness_analytics_mttr_seconds",
+            "Injection to the first analytics poll showing the failover queue's answers "
+            "(batched and lagged: compare with ccharness_answer_mttr_seconds)", registry=r)
         self.fault_active = Gauge(
             "ccharness_fault_active", "1 while a fault is injected", ["trunk", "fault"], registry=r)
         self.fault_recovered = Gauge(
@@ -196,6 +202,23 @@ class HarnessMetrics:
         if event.get("type") == "answer" and event.get("viaFailover"):
             self._check_failover_answer(event.get("entryTrunkId"), event.get("trunkId"),
                                         event.get("timestamp"), via_failover=True)
+            at = event.get("timestamp")
+            with self._lock:
+                if at is not None and self._analytics.pending and float(at) >= self._analytics_at():
+                    self._set_analytics(self._analytics.failover_queue(event.get("queueId")))
+
+    def observe_analytics_polls(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """analytics.jsonl rows (``AnalyticsPoller(on_rows=...)``): the live analytics MTTR."""
+        with self._lock:
+            for row in rows:
+                self._set_analytics(self._analytics.poll(row))
+
+    def _analytics_at(self) -> float:
+        return self._analytics._at or 0.0
+
+    def _set_analytics(self, value: float | None) -> None:
+        if value is not None:
+            self.analytics_mttr.set(value)
 
     def _check_failover_answer(self, entry: Any, trunk: Any, at: Any,
                                via_failover: bool = False) -> None:
@@ -237,6 +260,8 @@ class HarnessMetrics:
                     raise ConfigError("set_fault(active=True) needs the injection time")
                 self._injections[key] = _Injection(labels["trunk"], labels["fault"], float(at))
                 self.fault_recovered.labels(**labels).set(0)
+                if not self._analytics.pending:
+                    self._analytics.start(float(at))
 
     def observe_mttr(self, seconds: float) -> None:
         """An MTTR measured elsewhere (e.g. the controller's own event watch)."""

@@ -16,10 +16,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from harness.errors import ConfigError
-from harness.metrics.exporter import HarnessMetrics
+
+if TYPE_CHECKING:  # the exporter imports the analytics module, which imports this one
+    from harness.metrics.exporter import HarnessMetrics
 
 log = logging.getLogger(__name__)
 

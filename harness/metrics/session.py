@@ -76,7 +76,8 @@ class MetricsSession:
             return
         self._polls = JsonlWriter(self.run_dir / ANALYTICS_FILE)
         self._poller = AnalyticsPoller(fetch, queue_ids, self._polls, period_s=period_s,
-                                       max_duration_s=max_duration_s).start()
+                                       max_duration_s=max_duration_s,
+                                       on_rows=self.metrics.observe_analytics_polls).start()
 
     def save_ground_truth(self, truth: Mapping[str, Any]) -> None:
         """The twin's ``GET /twin/v1/ground-truth`` body, for the report's comparison."""

@@ -35,3 +35,35 @@ def test_thread_polls_until_stopped(tmp_path):
             time.sleep(0.01)
         poller.stop()
     assert len(list(iter_jsonl(tmp_path / "analytics.jsonl"))) >= 3
+
+
+def fixture_rows(name):
+    import json
+    import pathlib
+    path = pathlib.Path(__file__).parent / "fixtures" / "failover_genesys" / name
+    return [json.loads(line) for line in open(path)]
+
+
+def test_live_figure_equals_the_report_figure_on_the_fixture():
+    from harness.metrics.analytics import LiveAnalyticsMttr
+    from harness.metrics.mttr import analytics_mttr
+    T = 1764770000.0
+    polls = fixture_rows("analytics.jsonl")
+    live = LiveAnalyticsMttr()
+    results = [live.poll(r) for r in polls if r["polled_at"] < T]
+    live.start(T)
+    live.failover_queue("queue-secondary")      # first failover answer at T+21.5
+    results += [live.poll(r) for r in polls if r["polled_at"] >= T]
+    assert [r for r in results if r is not None] == [125.0]
+    assert live.result == analytics_mttr(polls, T, "queue-secondary")
+
+
+def test_live_figure_when_the_queue_is_learnt_after_the_rise():
+    from harness.metrics.analytics import LiveAnalyticsMttr
+    live = LiveAnalyticsMttr()
+    live.poll({"queueId": "q", "answeredCalls": 4, "polled_at": 99.0, "asOf": 90.0})
+    live.start(100.0)
+    assert live.poll({"queueId": "q", "answeredCalls": 4, "polled_at": 105.0, "asOf": 95.0}) is None
+    assert live.poll({"queueId": "q", "answeredCalls": 6, "polled_at": 110.0, "asOf": 101.0}) is None
+    assert live.failover_queue("q") == 10.0
+    assert not live.pending

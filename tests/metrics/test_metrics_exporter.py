@@ -142,3 +142,14 @@ def test_busy_port_is_a_config_error(m):
     with serve(m, port=0) as server:
         with pytest.raises(ConfigError):
             serve(m, port=server.port)
+
+
+def test_live_analytics_mttr_gauge(m):
+    m.observe_analytics_polls([{"queueId": "qs", "answeredCalls": 0, "polled_at": T - 5, "asOf": T - 100}])
+    m.set_fault(P, "degraded", True, at=T)
+    m.observe_event({"type": "answer", "timestamp": T + 21.5, "entryTrunkId": P, "trunkId": S,
+                     "queueId": "qs", "viaFailover": True})
+    m.observe_analytics_polls([{"queueId": "qs", "answeredCalls": 0, "polled_at": T + 100, "asOf": T},
+                               {"queueId": "qs", "answeredCalls": 3, "polled_at": T + 125, "asOf": T + 25}])
+    assert value(m, "ccharness_analytics_mttr_seconds") == 125.0
+    assert value(m, "ccharness_answer_mttr_seconds_sum") == pytest.approx(21.5)

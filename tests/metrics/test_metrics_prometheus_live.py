@@ -65,6 +65,8 @@ def synthetic_run(m: HarnessMetrics, step_s: float = 0.25):
 
     ok = ("answered", 200, "OK", P, 0.3)
     m.set_phase("baseline")
+    m.observe_analytics_polls([{"queueId": "q-secondary", "answeredCalls": 0,
+                                "polled_at": time.time(), "asOf": time.time() - 100}])
     feed(4, [ok, ok, ok], 200)
     m.set_phase("injecting")
     m.set_fault(P, "degraded", True, at=time.time())
@@ -73,6 +75,11 @@ def synthetic_run(m: HarnessMetrics, step_s: float = 0.25):
              ("488", 488, "Not Acceptable Here", S, 0.1), ("403", 403, "License Exceeded", S, 0.05),
              ("503", 503, "Service Unavailable", P, 0.1)], 503)
     m.set_phase("holding")
+    injected = time.time() - 5
+    m.observe_event({"type": "answer", "timestamp": time.time(), "entryTrunkId": P, "trunkId": S,
+                     "queueId": "q-secondary", "viaFailover": True})
+    m.observe_analytics_polls([{"queueId": "q-secondary", "answeredCalls": 2,
+                                "polled_at": time.time(), "asOf": injected + 1}])
     feed(4, [("answered", 200, "OK", S, 0.4)] * 3, 429)
     m.set_phase("rolling_back")
     m.set_fault(P, "degraded", False)
