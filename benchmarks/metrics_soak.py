@@ -1,10 +1,11 @@
 """Soak check of the master-side measurement path: sink -> exporter -> disk.
 
-Feeds per-call records in batches (as the load side's master sink does) into a
-RunRecorder (calls.jsonl + exporter), scrapes the exposition once a second (as
-Prometheus would), ticks metrics.prom flushes, and rebuilds the soak report every
-``--report-every`` seconds when harness.report is available. Prints RSS after the
-first minute and at the end; goal: growth under 10% after the first minute.
+Drives a MetricsSession as the controller wires it (HTTP exporter on a free port,
+ticker flushing metrics.prom, soak report rebuilt every ``--report-every`` seconds):
+per-call records in batches into ``session.recorder`` (as the load side's master sink
+does), journal records (phases, an injection, API calls), answer events and analytics
+polls; scrapes the exporter over HTTP once a second (as Prometheus would). Prints RSS
+after the first minute and at the end; goal: growth under 10% after the first minute.
 
 Records are SYNTHETIC (realistic mix of outcomes, trunks and setup times) unless the
 load side's records are fed some other way; the output says so.
@@ -21,11 +22,10 @@ import sys
 import tempfile
 import time
 
+import httpx
 import psutil
-from prometheus_client import CollectorRegistry
 
-from harness.metrics.exporter import HarnessMetrics
-from harness.metrics.recorder import RunRecorder
+from harness.metrics.session import MetricsSession
 
 TRUNKS = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
 MIX = [("answered", 200, "OK", 0.85), ("408", 408, "Request Timeout", 0.05),
@@ -68,32 +68,46 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None if args.out else tempfile.TemporaryDirectory(prefix="ccharness-soak-")
     run_dir = args.out or tmp.name
     hook = report_hook()
-    metrics = HarnessMetrics(CollectorRegistry(), trunks=TRUNKS)
-    recorder = RunRecorder(run_dir, metrics, flush_every_s=5, report_every_s=args.report_every,
-                           report=hook)
-    print(f"metrics_soak: SYNTHETIC records at {args.rate:.0f}/s for {args.duration:.0f} s, "
+    session = MetricsSession(run_dir, trunks=TRUNKS, port=0, flush_every_s=5,
+                             soak_report_every_s=args.report_every if hook else None, report=hook)
+    print(f"metrics_soak: SYNTHETIC records at {args.rate:.0f}/s for {args.duration:.0f} s "
+          f"(the load side's sink is not wired in this benchmark), scraped over HTTP each second, "
           f"report rebuild {'every %.0f s' % args.report_every if hook else 'not available'}",
           flush=True)
     rng = random.Random(7)
     start = time.time()
     seq, rss_1min, samples = 0, None, []
     tick = 0.5
-    metrics.set_fault(TRUNKS[0], "degraded", True, at=start)
+    session.on_journal({"type": "transition", "at": start, "to": "baseline"})
+    session.on_journal({"type": "transition", "at": start, "to": "injecting"})
+    session.on_journal({"type": "change", "at": start, "target": f"trunk:{TRUNKS[0]}",
+                        "body": {"status": "Inactive"}})
+    http = httpx.Client(timeout=5)
     while (elapsed := time.time() - start) < args.duration:
+        now = time.time()
         n = rng.randint(int(args.rate * tick * 0.5), int(args.rate * tick * 1.5))
-        recorder(synthetic_batch(rng, n, seq, time.time()))
+        batch = synthetic_batch(rng, n, seq, now)
+        session.recorder(batch)
         seq += n
-        metrics.set_active_calls(rng.randint(10, 40), worker="w0")
-        metrics.observe_api("/api/v2/analytics/queues/%s/realtime" % TRUNKS[0], 200, 0.01)
-        metrics.exposition()  # one scrape
-        recorder.tick()
+        for rec in batch:
+            if rec["outcome"] == "answered":
+                session.on_event({"type": "answer", "timestamp": now, "entryTrunkId": rec["entry_trunk"],
+                                  "trunkId": rec["trunk"], "queueId": "q", "viaFailover": rec["trunk"] != rec["entry_trunk"]})
+        session.metrics.set_active_calls(rng.randint(10, 40), worker="w0")
+        session.on_journal({"type": "call", "at": now, "method": "GET", "status": 200, "duration_s": 0.01,
+                            "path": f"/api/v2/analytics/queues/{TRUNKS[1]}/realtime"})
+        session.metrics.observe_analytics_polls([{"queueId": "q", "answeredCalls": seq, "polled_at": now,
+                                                  "asOf": now - 100}])
+        if int(elapsed * 2) % 2 == 0:
+            http.get(session.server.url)  # one scrape a second
         if rss_1min is None and elapsed >= 60:
             rss_1min = proc.memory_info().rss
             print(f"metrics_soak: rss at 1 min {rss_1min / 2**20:.1f} MiB, {seq} records", flush=True)
         if int(elapsed) % 60 == 0 and (not samples or int(elapsed) != samples[-1][0]):
             samples.append((int(elapsed), proc.memory_info().rss))
         time.sleep(tick)
-    recorder.close()
+    http.close()
+    session.close()
     rss_end = proc.memory_info().rss
     base = rss_1min or samples[0][1]
     growth = (rss_end - base) / base * 100
