@@ -193,7 +193,9 @@ class TwinApi:
 
     def events(self, environ: dict) -> Response:
         replay = self._query(environ).get("replay", "") in ("1", "true", "yes")
-        return Response(200, stream=sse_stream(self.bus, replay), content_type="text/event-stream")
+        last = environ.get("HTTP_LAST_EVENT_ID", "").strip()
+        after = int(last) if last.isdigit() else None
+        return Response(200, stream=sse_stream(self.bus, replay, after), content_type="text/event-stream")
 
     def ground_truth(self, environ: dict) -> Response:
         return Response(200, self.model.ground_truth())
