@@ -9,6 +9,27 @@ topology agree on every id.
 
 Durations are seconds as the platform would show them at ``--time-scale 1``; the model
 multiplies platform delays by the time scale. Network figures (``*_ms``) are not scaled.
+
+Keys (defaults in brackets; see default_topology.yaml and tests/twin/fixtures/):
+
+  platforms: {genesys|cxone: {licenseTier: NAME}}     licenseTiers: {NAME: concurrent sessions}
+  mediaServerPools: [{id, region, available [true], latencyZone [none]}]
+  queues: [{name, platform, agents, id [derived], ringTime [2], handleTime [120],
+            region [default], fallbackQueue [none], callback [false], schedule [[agents]]}]
+  ivrs: [{name, platform, id [derived], duration [10]}]
+  trunks: [{name, platform, queue, mediaServerPoolId, id [derived], status [Active],
+            routing: {enabled [true], failoverPriority [1]}, group [platform],
+            capacity: {maxConcurrentCalls [1000], throttlePercentage [100]},
+            healthScore [100], failoverTrunkId [none], codecs [[PCMU, PCMA]],
+            inviteTimeout [30], latencyZone [default], port [0 = any]}]
+  flows: {genesys: {maxWaitTime [30], minAvailableAgents [0]},
+          cxone: {fallbackQueue, ivr, fallbackExceptions [[TRUNK_UNAVAILABLE, MEDIA_SERVER_TIMEOUT]]}}
+  delays: {genesysPropagation [[15, 25]], genesysHealthCheckInterval [5], cxoneEdgeRefresh [10],
+           cxoneHealthPollInterval [10], cxoneLowPolls [3], cxoneHealthThreshold [60],
+           analyticsBatch [10], analyticsLag [[90, 120]], crossRegionLatencyMs [[80, 120]],
+           zoneLatencyMs [[{from, to, ms}]], tokenLifetime [3600]}
+  oauthClients: [{id, secret [random per run], scopes [all]}]
+  rejectCode [503], tagHeader [X-Chaos-Test], wfmIntervalSeconds [1800]
 """
 
 from __future__ import annotations
