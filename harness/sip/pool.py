@@ -1,0 +1,217 @@
+"""EnginePool: many PJSUA2 engine processes behind one gevent process.
+
+A Locust worker (or any gevent program) owns one pool. ``call(spec)`` blocks only
+the calling greenlet: it waits for a free call slot across all engine processes
+(admission: a process never gets more than its capacity, so ``makeCall`` is never
+tried over capacity), sends the spec over that process's socket and returns the
+record (CONTRACTS.md 6) when the call ends. All socket I/O is gevent's, so the hub
+is never blocked, and no native thread ever runs in the pool's process.
+
+The engine processes are forked by one zygote (``harness.sip.host``); closing the
+pool (or the pool's process dying) closes their sockets and they exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.socket
+
+from harness.errors import SipError
+from harness.sip import wire
+from harness.sip.engine import CallSpec, EngineConfig
+
+log = logging.getLogger(__name__)
+
+
+class _Proc:
+    """One engine process as the pool sees it."""
+
+    def __init__(self, index: int, sock):
+        self.index, self.sock = index, sock
+        self.capacity = 0
+        self.in_flight: dict[str, gevent.event.AsyncResult] = {}
+        self.ready = gevent.event.AsyncResult()
+        self.pid = None
+        self.sip_port = None
+        self.alive = True
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.in_flight) if self.alive else 0
+
+
+class EnginePool:
+    """``processes`` engine processes of 4 calls each. Context manager."""
+
+    def __init__(self, processes: int, config: EngineConfig | None = None,
+                 start_timeout: float = 30.0):
+        if processes < 1:
+            raise SipError("an engine pool needs at least one process")
+        self.config = config or EngineConfig()
+        self.n = processes
+        self.start_timeout = start_timeout
+        self._procs: list[_Proc] = []
+        self._zygote: subprocess.Popen | None = None
+        self._slots: gevent.lock.Semaphore | None = None
+        self._readers: list = []
+        self._closing = False
+
+    def __enter__(self) -> "EnginePool":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        theirs = []
+        for i in range(self.n):
+            ours, their = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            theirs.append(their)
+            self._procs.append(_Proc(i, gevent.socket.socket(fileno=ours.detach())))
+        fds = [s.fileno() for s in theirs]
+        cmd = [sys.executable, "-m", "harness.sip.host",
+               json.dumps(wire.config_to_dict(self.config)), *map(str, fds)]
+        self._zygote = subprocess.Popen(cmd, pass_fds=fds, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, start_new_session=True)
+        for s in theirs:
+            s.close()
+        self._readers = [gevent.spawn(self._read, p) for p in self._procs]
+        try:
+            self._await_ready()
+        except BaseException:
+            self.close()
+            raise
+        self._slots = gevent.lock.Semaphore(self.capacity)
+
+    def _await_ready(self) -> None:
+        with gevent.Timeout(self.start_timeout, SipError(
+                f"engine processes did not start within {self.start_timeout:.0f} s")):
+            for p in self._procs:
+                msg = p.ready.get()
+                if msg.get("ev") == "error":
+                    raise SipError(msg["message"])
+
+    def close(self) -> None:
+        """Stop every engine process (live calls get BYE/CANCEL) and reap the zygote."""
+        self._closing = True
+        for p in self._procs:
+            try:
+                p.sock.sendall(wire.encode({"op": "quit"}))
+            except OSError:
+                pass
+        if self._zygote is not None:
+            try:
+                self._wait_zygote(5.0)
+            finally:
+                self._zygote = None
+        for p in self._procs:
+            p.alive = False
+            p.sock.close()
+            for res in p.in_flight.values():
+                if not res.ready():
+                    res.set_exception(SipError("engine pool closed"))
+        gevent.killall(self._readers, block=False)
+
+    def _wait_zygote(self, timeout: float) -> None:
+        z = self._zygote
+        with gevent.Timeout(timeout, False):
+            while z.poll() is None:
+                gevent.sleep(0.05)
+        if z.poll() is None:
+            os.killpg(z.pid, 15)
+            with gevent.Timeout(2.0, False):
+                while z.poll() is None:
+                    gevent.sleep(0.05)
+        if z.poll() is None:
+            os.killpg(z.pid, 9)
+            z.wait()
+
+    # -- properties -------------------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        return sum(p.capacity for p in self._procs if p.alive)
+
+    @property
+    def active(self) -> int:
+        return sum(len(p.in_flight) for p in self._procs)
+
+    @property
+    def pids(self) -> list[int]:
+        pids = [p.pid for p in self._procs if p.pid]
+        return ([self._zygote.pid] if self._zygote else []) + pids
+
+    @property
+    def sip_ports(self) -> list[int]:
+        return [p.sip_port for p in self._procs if p.sip_port]
+
+    # -- calls ------------------------------------------------------------------
+    def call(self, spec: CallSpec) -> dict:
+        """Place one call and return its record when it ends (blocks this greenlet)."""
+        self._slots.acquire()
+        try:
+            return self._call(spec)
+        finally:
+            self._slots.release()
+
+    def _call(self, spec: CallSpec) -> dict:
+        proc = max(self._procs, key=lambda p: p.free)
+        if proc.free <= 0:
+            raise SipError("no live engine process has a free call slot")
+        result = gevent.event.AsyncResult()
+        proc.in_flight[spec.call_id] = result
+        try:
+            proc.sock.sendall(wire.encode({"op": "call", "spec": wire.spec_to_dict(spec)}))
+            return result.get()
+        finally:
+            proc.in_flight.pop(spec.call_id, None)
+
+    def _read(self, proc: _Proc) -> None:
+        buf = wire.LineBuffer()
+        try:
+            while True:
+                data = proc.sock.recv(65536)
+                if not data:
+                    break
+                for msg in buf.feed(data):
+                    self._dispatch(proc, msg)
+        except OSError:
+            pass
+        finally:
+            self._lost(proc)
+
+    def _dispatch(self, proc: _Proc, msg: dict) -> None:
+        ev = msg.get("ev")
+        if ev == "ready":
+            proc.pid, proc.sip_port, proc.capacity = msg["pid"], msg["sip_port"], msg["capacity"]
+            proc.ready.set(msg)
+        elif ev == "error":
+            proc.ready.set(msg)
+        elif ev == "record":
+            res = proc.in_flight.get(msg["record"]["call_id"])
+            if res is not None:
+                res.set(msg["record"])
+        elif ev == "rejected":
+            res = proc.in_flight.get(msg["call_id"])
+            if res is not None:
+                res.set_exception(SipError(msg["message"]))
+
+    def _lost(self, proc: _Proc) -> None:
+        if proc.alive and not self._closing:
+            log.warning("engine process %s (pid %s) went away", proc.index, proc.pid)
+        proc.alive = False
+        if not proc.ready.ready():
+            proc.ready.set({"ev": "error", "message": "engine process exited during start-up"})
+        for res in proc.in_flight.values():
+            if not res.ready():
+                res.set_exception(SipError(f"engine process {proc.pid} exited mid-call"))
