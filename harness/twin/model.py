@@ -330,7 +330,11 @@ class TwinModel:
         """Calls carried by a trunk that left service: ringing -> 487, answered -> BYE."""
         for call in [c for c in self.calls.values() if c.trunk_id == trunk_id]:
             self.broken_cdrs += 1
-            call.leg.hangup("trunkRemoved")
+            if call.leg.state == "proceeding":
+                # 487 with the twin's headers (CONTRACTS 5); hangup() would send it bare.
+                call.leg.reject(487, "Request Terminated", self._headers(call))
+            else:
+                call.leg.hangup("trunkRemoved")
             self._end(call, "trunkRemoved")
 
     # ------------------------------------------------------------ health and failover

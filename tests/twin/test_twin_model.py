@@ -137,6 +137,8 @@ def test_abrupt_removal_ends_waiting_with_487_and_answered_with_bye(twin):
     twin.advance(3.1)
     assert [leg.outcome for leg in answered] == ["bye"] * 3
     assert waiting.outcome == "487"
+    assert ("reject", 487, "Request Terminated", {"X-Twin-Trunk": twin.id("G1"),
+                                                  "X-Twin-Queue": twin.id("GFB")}) in waiting.actions
     assert twin.model.ground_truth()["brokenCdrs"] == 4
     assert {e["reason"] for e in twin.of_type("callEnded")} == {"trunkRemoved"}
     assert twin.model.sessions["genesys"] == 0 and twin.model.trunk_active[twin.id("G1")] == 0

@@ -49,6 +49,8 @@ class FakeLeg:
         if self._state == "proceeding":
             self._state = "ended"
             self.actions.append(("reject", code, reason, dict(extra_headers or {})))
+            if code == 487:
+                self.actions.append(("487", "rejected"))
 
     def drop(self):
         self.actions.append(("drop",))
