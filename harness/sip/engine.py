@@ -280,6 +280,12 @@ class Engine:
             vec.append(h)
         return vec
 
+    def hangup(self, call_id: str) -> None:
+        """End a call at the next service(): BYE if answered, CANCEL if ringing."""
+        st = self._calls.get(call_id)
+        if st is not None and not st.done:
+            st.hangup_at = time.time()
+
     def next_deadline(self) -> float | None:
         """Earliest time service() must run for a hangup (hold end or ring timeout)."""
         times = [st.hangup_at for st in self._calls.values() if st.hangup_at and not st.done]

@@ -85,6 +85,9 @@ def _drain(fd: int) -> None:
 
 
 def _handle(engine: Engine, msg: dict, send) -> None:
+    if msg.get("op") == "hangup":
+        engine.hangup(msg["call_id"])
+        return
     if msg.get("op") != "call":
         return
     spec = wire.spec_from_dict(msg["spec"])

@@ -54,16 +54,20 @@ class EnginePool:
 
     def __init__(self, processes: int, config: EngineConfig | None = None,
                  start_timeout: float = 30.0):
-        if processes < 1:
-            raise SipError("an engine pool needs at least one process")
+        if processes < 0:
+            raise SipError("an engine pool cannot have a negative size")
         self.config = config or EngineConfig()
         self.n = processes
         self.start_timeout = start_timeout
         self._procs: list[_Proc] = []
-        self._zygote: subprocess.Popen | None = None
-        self._slots: gevent.lock.Semaphore | None = None
+        self._zygotes: list[subprocess.Popen] = []
+        self._slots = gevent.lock.Semaphore(0)
         self._readers: list = []
         self._closing = False
+        self._growing = gevent.lock.RLock()
+        # Records of calls whose caller stopped waiting (user killed at test stop):
+        # the call is hung up and its record handed here instead of being lost.
+        self.on_orphan = None
 
     def __enter__(self) -> "EnginePool":
         self.start()
@@ -74,47 +78,64 @@ class EnginePool:
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
-        theirs = []
-        for i in range(self.n):
+        if self.n:
+            self.grow(self.n)
+
+    def ensure_capacity(self, calls: int) -> None:
+        """Grow (never shrink) until ``calls`` calls fit; one grower at a time."""
+        with self._growing:
+            missing = calls - self.capacity
+            if missing > 0:
+                per = max(1, self.config_capacity)
+                self.grow(-(-missing // per))
+
+    config_capacity = 4  # calls per engine process (engine.CAPACITY), known before start
+
+    def grow(self, processes: int) -> None:
+        """Start ``processes`` more engine processes (one zygote forks them)."""
+        new, theirs = [], []
+        for _ in range(processes):
             ours, their = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             theirs.append(their)
-            self._procs.append(_Proc(i, gevent.socket.socket(fileno=ours.detach())))
+            new.append(_Proc(len(self._procs) + len(new), gevent.socket.socket(fileno=ours.detach())))
+        self._procs.extend(new)
         fds = [s.fileno() for s in theirs]
         cmd = [sys.executable, "-m", "harness.sip.host",
                json.dumps(wire.config_to_dict(self.config)), *map(str, fds)]
-        self._zygote = subprocess.Popen(cmd, pass_fds=fds, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, start_new_session=True)
+        self._zygotes.append(subprocess.Popen(
+            cmd, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            start_new_session=True))
         for s in theirs:
             s.close()
-        self._readers = [gevent.spawn(self._read, p) for p in self._procs]
+        self._readers.extend(gevent.spawn(self._read, p) for p in new)
         try:
-            self._await_ready()
+            self._await_ready(new)
         except BaseException:
             self.close()
             raise
-        self._slots = gevent.lock.Semaphore(self.capacity)
+        for p in new:
+            for _ in range(p.capacity):
+                self._slots.release()
 
-    def _await_ready(self) -> None:
+    def _await_ready(self, procs) -> None:
         with gevent.Timeout(self.start_timeout, SipError(
                 f"engine processes did not start within {self.start_timeout:.0f} s")):
-            for p in self._procs:
+            for p in procs:
                 msg = p.ready.get()
                 if msg.get("ev") == "error":
                     raise SipError(msg["message"])
 
     def close(self) -> None:
-        """Stop every engine process (live calls get BYE/CANCEL) and reap the zygote."""
+        """Stop every engine process (live calls get BYE/CANCEL) and reap the zygotes."""
         self._closing = True
         for p in self._procs:
             try:
                 p.sock.sendall(wire.encode({"op": "quit"}))
             except OSError:
                 pass
-        if self._zygote is not None:
-            try:
-                self._wait_zygote(5.0)
-            finally:
-                self._zygote = None
+        zygotes, self._zygotes = self._zygotes, []
+        for z in zygotes:
+            self._wait_zygote(z, 5.0)
         for p in self._procs:
             p.alive = False
             p.sock.close()
@@ -123,19 +144,19 @@ class EnginePool:
                     res.set_exception(SipError("engine pool closed"))
         gevent.killall(self._readers, block=False)
 
-    def _wait_zygote(self, timeout: float) -> None:
-        z = self._zygote
-        with gevent.Timeout(timeout, False):
-            while z.poll() is None:
-                gevent.sleep(0.05)
-        if z.poll() is None:
-            os.killpg(z.pid, 15)
-            with gevent.Timeout(2.0, False):
+    @staticmethod
+    def _wait_zygote(z: subprocess.Popen, timeout: float) -> None:
+        for sig, wait in ((None, timeout), (15, 2.0), (9, 5.0)):
+            if sig is not None and z.poll() is None:
+                try:
+                    os.killpg(z.pid, sig)
+                except ProcessLookupError:
+                    pass
+            with gevent.Timeout(wait, False):
                 while z.poll() is None:
                     gevent.sleep(0.05)
-        if z.poll() is None:
-            os.killpg(z.pid, 9)
-            z.wait()
+            if z.poll() is not None:
+                return
 
     # -- properties -------------------------------------------------------------
     @property
@@ -148,8 +169,7 @@ class EnginePool:
 
     @property
     def pids(self) -> list[int]:
-        pids = [p.pid for p in self._procs if p.pid]
-        return ([self._zygote.pid] if self._zygote else []) + pids
+        return [z.pid for z in self._zygotes] + [p.pid for p in self._procs if p.pid]
 
     @property
     def sip_ports(self) -> list[int]:
@@ -157,24 +177,58 @@ class EnginePool:
 
     # -- calls ------------------------------------------------------------------
     def call(self, spec: CallSpec) -> dict:
-        """Place one call and return its record when it ends (blocks this greenlet)."""
+        """Place one call and return its record when it ends (blocks this greenlet
+        while all slots are taken, then while the call lasts). If the greenlet is
+        killed meanwhile, the call is hung up and its record goes to ``on_orphan``."""
+        if self._closing:
+            raise SipError("engine pool closed")
         self._slots.acquire()
-        try:
-            return self._call(spec)
-        finally:
-            self._slots.release()
+        return self._call(spec)   # _call releases the slot, now or when abandoned
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in flight (abandoned ones included)."""
+        with gevent.Timeout(timeout, False):
+            while self.active:
+                gevent.sleep(0.02)
+        return not self.active
 
     def _call(self, spec: CallSpec) -> dict:
         proc = max(self._procs, key=lambda p: p.free)
         if proc.free <= 0:
+            self._slots.release()
             raise SipError("no live engine process has a free call slot")
         result = gevent.event.AsyncResult()
         proc.in_flight[spec.call_id] = result
+        done = False
         try:
             proc.sock.sendall(wire.encode({"op": "call", "spec": wire.spec_to_dict(spec)}))
-            return result.get()
+            record = result.get()
+            done = True
+            return record
+        except SipError:
+            done = True
+            raise
         finally:
-            proc.in_flight.pop(spec.call_id, None)
+            if done or not proc.alive:
+                proc.in_flight.pop(spec.call_id, None)
+                self._slots.release()
+            else:
+                self._abandon(proc, spec.call_id, result)
+
+    def _abandon(self, proc: _Proc, call_id: str, result) -> None:
+        """The caller stopped waiting: end the call now, route its record to on_orphan.
+        The slot stays taken until the record arrives (admission stays exact)."""
+        def deliver(res):
+            proc.in_flight.pop(call_id, None)
+            self._slots.release()
+            if res.successful() and self.on_orphan is not None:
+                self.on_orphan(res.value)
+
+        result.rawlink(deliver)
+        try:
+            proc.sock.sendall(wire.encode({"op": "hangup", "call_id": call_id}))
+        except OSError:
+            pass
 
     def _read(self, proc: _Proc) -> None:
         buf = wire.LineBuffer()

@@ -1,0 +1,112 @@
+"""Wiring ccharness into a Locust Environment: ``install(environment)``.
+
+Called from the locustfile's ``events.init`` listener (so plain ``locust -f`` works)
+and by LoadSession. By runner type:
+- master / local: a CallSink at ``environment.ccharness_sink`` (kept if the caller
+  put one there first), fed by the workers' ``ccharness_calls`` messages;
+- worker / local: a WorkerContext at ``environment.ccharness`` holding the engine
+  pool (started lazily in this process only, never on the master) and the batcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+
+from harness.load.reporting import MESSAGE, RecordBatcher
+from harness.load.settings import LoadSettings
+from harness.load.sink import CallSink
+
+log = logging.getLogger(__name__)
+
+STOP_DRAIN_SECONDS = 5.0
+
+
+@dataclass
+class WorkerContext:
+    environment: object
+    batcher: RecordBatcher
+    pool: object = None          # harness.sip.pool.EnginePool, created on first use
+    settings: LoadSettings | None = None
+    users: int = 0
+    started: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def load_settings(self) -> LoadSettings:
+        if self.settings is None:
+            self.settings = LoadSettings.from_options(self.environment.parsed_options)
+        return self.settings
+
+    def engines(self, calls: int):
+        """The process's engine pool, grown to hold ``calls`` concurrent calls."""
+        if self.pool is None:
+            from harness.sip.engine import EngineConfig  # noqa: PLC0415
+            from harness.sip.pool import EnginePool  # noqa: PLC0415
+
+            s = self.load_settings()
+            self.pool = EnginePool(0, EngineConfig(codecs=s.codecs, media=s.media))
+            self.pool.on_orphan = self.batcher.add
+            want = getattr(self.environment.parsed_options, "sip_engines", 0) or 0
+            if want:
+                self.pool.grow(int(want))
+        self.pool.ensure_capacity(calls)
+        return self.pool
+
+    def close(self) -> None:
+        self.batcher.stop()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        self.batcher.flush()
+
+
+def run_id() -> str:
+    return time.strftime("ccharness-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def install(environment) -> None:
+    runner = environment.runner
+    opts = environment.parsed_options
+    if opts is not None and not getattr(opts, "sip_tag", ""):
+        opts.sip_tag = run_id()       # custom options travel to the workers with spawn
+    if isinstance(runner, (MasterRunner, LocalRunner)):
+        _install_sink(environment, runner)
+    if isinstance(runner, (WorkerRunner, LocalRunner)):
+        _install_worker(environment, runner)
+
+
+def _install_sink(environment, runner) -> None:
+    sink = getattr(environment, "ccharness_sink", None)
+    if sink is None:
+        path = getattr(environment.parsed_options, "calls_out", "") or None
+        sink = CallSink(path)
+        environment.ccharness_sink = sink
+    if isinstance(runner, MasterRunner):
+        runner.register_message(MESSAGE, lambda msg, **_kw: sink.add(msg.data))
+
+
+def _install_worker(environment, runner) -> None:
+    local = isinstance(runner, LocalRunner)
+    deliver = environment.ccharness_sink.add if local else None
+    ctx = WorkerContext(environment, RecordBatcher(environment, deliver))
+    environment.ccharness = ctx
+    events = environment.events
+
+    @events.test_start.add_listener
+    def _start(**_kw):
+        ctx.batcher.start()
+
+    @events.test_stop.add_listener
+    def _stop(**_kw):
+        # Users were killed: their calls are being hung up; wait for the records.
+        if ctx.pool is not None:
+            ctx.pool.wait_idle(STOP_DRAIN_SECONDS)
+        ctx.batcher.flush()
+
+    @events.quitting.add_listener
+    def _quit(**_kw):
+        ctx.close()

@@ -1,0 +1,99 @@
+"""Load settings: Locust command-line options, validated into one frozen object.
+
+``add_arguments(parser)`` is what the locustfile hangs on
+``events.init_command_line_parser``; Locust then carries the options to every
+worker with its spawn message. ``LoadSettings.from_options(ns)`` validates once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+from harness.sip.engine import DEFAULT_TAG_HEADER
+from harness.sip.profiles import HoldDistribution, codec_ids, parse_hold
+from harness.sip.uri import parse_target
+
+
+def add_arguments(parser) -> None:
+    # Locust's own parser (not argument groups) so that is_secret reaches its web UI.
+    g = a = parser
+    g.add_argument("--sip-target", default="", help="SIP URI(s) to call, comma-separated "
+                   "(trunks in failover order)")
+    g.add_argument("--sip-codecs", default="pcmu,pcma", help="codec offer, best first")
+    g.add_argument("--sip-hold", default="fixed:30", help="hold after answer: S, fixed:S, "
+                   "uniform:A:B, exp:MEAN, normal:MEAN:SD")
+    g.add_argument("--sip-tag", default="", help="tag value (default: a run id)")
+    g.add_argument("--sip-tag-header", default=DEFAULT_TAG_HEADER, help="tag header name")
+    g.add_argument("--sip-dtmf", default="", help="DTMF digits sent once answered")
+    g.add_argument("--sip-ring-timeout", type=float, default=60.0,
+                   help="CANCEL a call not answered after this many seconds")
+    g.add_argument("--sip-retry", action="store_true",
+                   help="on 503/408, retry on the next --sip-target (RFC 3263 style)")
+    g.add_argument("--sip-max-calls", type=int, default=1_000_000,
+                   help="bound on calls per worker process")
+    g.add_argument("--sip-endpoints-file", default="",
+                   help="twin endpoints JSON: maps target URIs to entry trunk ids")
+    g.add_argument("--sip-media", default="null", choices=["null", "none"],
+                   help="null: null audio device (RTP flows); none: no device")
+    g.add_argument("--calls-out", default="", help="master: write calls.jsonl here")
+    a.add_argument("--api-base-url", default="", help="platform REST base URL")
+    a.add_argument("--api-token-url", default="", help="OAuth client-credentials endpoint")
+    a.add_argument("--api-client-id", default="", help="OAuth client id")
+    a.add_argument("--api-client-secret", default="", is_secret=True,
+                   help="OAuth client secret (or env CCHARNESS_API_CLIENT_SECRET)")
+    a.add_argument("--api-platform", default="genesys", choices=["genesys", "cxone"])
+    a.add_argument("--api-trunk-id", default="", help="trunk to read")
+    a.add_argument("--api-queue-id", default="", help="queue whose stats to read")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    targets: tuple[str, ...]
+    codecs: tuple[str, ...]
+    hold: HoldDistribution
+    tag: str
+    tag_header: str
+    dtmf: str
+    ring_timeout: float
+    retry: bool
+    max_calls: int
+    entry_trunks: dict
+    media: str
+
+    @classmethod
+    def from_options(cls, ns) -> "LoadSettings":
+        targets = tuple(t.strip() for t in (ns.sip_target or "").split(",") if t.strip())
+        if not targets:
+            raise ConfigError("no SIP target: give --sip-target sip:user@127.0.0.1:PORT",
+                              key="sip-target")
+        for t in targets:
+            parse_target(t)
+        header = ns.sip_tag_header.strip()
+        if not header or ":" in header or " " in header:
+            raise ConfigError(f"bad tag header name {ns.sip_tag_header!r}", key="sip-tag-header")
+        if ns.sip_ring_timeout <= 0:
+            raise ConfigError("ring timeout must be positive", key="sip-ring-timeout")
+        return cls(targets=targets, codecs=codec_ids(ns.sip_codecs), hold=parse_hold(ns.sip_hold),
+                   tag=ns.sip_tag or "untagged", tag_header=header, dtmf=ns.sip_dtmf or "",
+                   ring_timeout=float(ns.sip_ring_timeout), retry=bool(ns.sip_retry),
+                   max_calls=int(ns.sip_max_calls),
+                   entry_trunks=entry_trunks(ns.sip_endpoints_file), media=ns.sip_media)
+
+
+def entry_trunks(path: str) -> dict:
+    """sip_uri -> trunk id from a twin endpoints file (CONTRACTS.md 1), or {}."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read endpoints file: {exc}", path=path) from None
+    return {t["sip_uri"]: t["id"] for t in doc.get("trunks", []) if "sip_uri" in t}
+
+
+def api_secret(ns) -> str:
+    return ns.api_client_secret or os.environ.get("CCHARNESS_API_CLIENT_SECRET", "")
