@@ -47,13 +47,18 @@ def _nodelay_server():
 
 class Twin:
     def __init__(self, topology: Topology, time_scale: float = 1.0, host: str = "127.0.0.1",
-                 rest_port: int = 0, seed: int | None = None, allow_non_loopback: bool = False):
+                 rest_port: int = 0, seed: int | None = None, allow_non_loopback: bool = False,
+                 advertise_host: str | None = None):
         if time_scale <= 0:
             raise ConfigError(f"--time-scale must be > 0, got {time_scale}")
         if host not in ("127.0.0.1", "localhost") and not allow_non_loopback:
             raise ConfigError(f"refusing to bind the twin on non-loopback host {host!r}")
         self.topology, self.time_scale, self.host, self.rest_port = topology, time_scale, host, rest_port
         self.seed = seed
+        self.allow_non_loopback = allow_non_loopback
+        if host in ("0.0.0.0", "::") and not advertise_host:
+            raise ConfigError("binding a wildcard address needs --advertise-host (the name callers reach)")
+        self.advertise_host = advertise_host or ("127.0.0.1" if host == "localhost" else host)
         self.bus = EventBus()
         self.model: TwinModel | None = None
         self.sip = None
@@ -68,7 +73,9 @@ class Twin:
         scheduler = GeventScheduler()
         self.model = TwinModel(self.topology, scheduler, self.bus.publish,
                                time_scale=self.time_scale, seed=self.seed)
-        self.sip = SipServer(self.model, scheduler, self.host)
+        self.sip = SipServer(self.model, scheduler, self.host,
+                             allow_non_loopback=self.allow_non_loopback,
+                             advertise_host=self.advertise_host)
         ports = {t.id: self.sip.add_listener(t.id, t.port) for t in self.topology.trunks}
         authority = Authority(self.topology.clients, self.topology.delays.token_lifetime)
         api = TwinApi(self.model, self.bus, authority, clock=scheduler.now, sleep=gevent.sleep)
@@ -84,7 +91,7 @@ class Twin:
         return self.endpoints
 
     def _endpoints(self, ports: dict[str, int], rest_port: int) -> dict:
-        base = f"http://127.0.0.1:{rest_port}"
+        base = f"http://{self.advertise_host}:{rest_port}"
         client = self.topology.clients[0]
         return {
             "rest_base_url": base,
@@ -97,7 +104,7 @@ class Twin:
             "pid": os.getpid(),
             "media_port": self.sip.media_port,
             "trunks": [{"id": t.id, "name": t.name, "platform": t.platform,
-                        "sip_uri": f"sip:chaos@127.0.0.1:{ports[t.id]}", "queue_id": t.queue_id}
+                        "sip_uri": f"sip:chaos@{self.advertise_host}:{ports[t.id]}", "queue_id": t.queue_id}
                        for t in self.topology.trunks],
             "queues": [{"id": q.id, "name": q.name, "platform": q.platform}
                        for q in self.topology.queues],

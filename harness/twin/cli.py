@@ -22,6 +22,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=1.0, metavar="X",
                         help="multiply every platform delay by X (default 1.0 = real time)")
     parser.add_argument("--rest-port", type=int, default=0, metavar="N", help="REST port (default: any free)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                        help="address to bind SIP and REST on (default 127.0.0.1; anything else is "
+                             "for a real deployment, e.g. 0.0.0.0 in a container)")
+    parser.add_argument("--advertise-host", metavar="NAME",
+                        help="address put in SIP URIs, Contact, SDP and the endpoints file "
+                             "(default: --host; required with a wildcard --host)")
     parser.add_argument("--seed", type=int, default=None, metavar="N", help="seed for the random delays")
 
 
@@ -53,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.rest_port <= 65535:
         raise ConfigError(f"--rest-port must be 0..65535, got {args.rest_port}")
     topology = load_topology(args.topology)
-    twin = Twin(topology, time_scale=args.time_scale, rest_port=args.rest_port, seed=args.seed)
+    twin = Twin(topology, time_scale=args.time_scale, rest_port=args.rest_port, seed=args.seed,
+                host=args.host, advertise_host=args.advertise_host,
+                allow_non_loopback=args.host not in ("127.0.0.1", "localhost"))
     endpoints = twin.start()
     try:
         text = json.dumps(endpoints, indent=2)

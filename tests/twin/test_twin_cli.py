@@ -44,3 +44,27 @@ def test_bad_topology_exits_2_naming_file_line_and_key(tmp_path):
 def test_bad_options_exit_2(tmp_path):
     assert _run("--time-scale", "0").returncode == 2
     assert _run("--topology", str(tmp_path / "missing.yaml")).returncode == 2
+
+
+def test_wildcard_host_needs_an_advertised_name():
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "emulator", "--host", "0.0.0.0"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "--advertise-host" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_advertised_host_is_what_the_endpoints_and_sdp_name():
+    import gevent  # noqa: F401  (the twin runs on the gevent hub)
+
+    from harness.twin.app import Twin
+    from harness.twin.topology import load_topology
+
+    twin = Twin(load_topology(None), host="127.0.0.1", advertise_host="127.0.0.9")
+    endpoints = twin.start()
+    try:
+        assert endpoints["rest_base_url"].startswith("http://127.0.0.9:")
+        assert all("@127.0.0.9:" in t["sip_uri"] for t in endpoints["trunks"])
+        assert twin.sip.core.local_host == "127.0.0.9"
+    finally:
+        twin.stop()

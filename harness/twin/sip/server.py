@@ -39,12 +39,15 @@ class SipServer:
     """``add_listener`` per trunk, then ``start()``; ``stop()`` closes everything."""
 
     def __init__(self, router: CallRouter, scheduler: Scheduler, host: str = "127.0.0.1", *,
-                 allow_non_loopback: bool = False):
+                 allow_non_loopback: bool = False, advertise_host: str | None = None):
         if not allow_non_loopback and not is_loopback(host):
             raise ConfigError(f"refusing to bind SIP on non-loopback host {host!r} "
                               "(pass allow_non_loopback=True to mean it)")
         self.host = "127.0.0.1" if host == "localhost" else host
-        self.core = UasCore(router, scheduler, self._send, local_host=self.host)
+        # The address put in Via/Contact/SDP: the bound one, unless the twin binds a
+        # wildcard for a deployment and callers must be told a reachable name.
+        self.advertise_host = advertise_host or self.host
+        self.core = UasCore(router, scheduler, self._send, local_host=self.advertise_host)
         self._socks: dict[str, socket.socket] = {}
         self._greenlets: list = []
         self._io: dict[str, object] = {}
@@ -63,7 +66,7 @@ class SipServer:
         sock = self._bind(port)
         bound = sock.getsockname()[1]
         self._socks[trunk_id] = sock
-        self.core.add_trunk(trunk_id, (self.host, bound))
+        self.core.add_trunk(trunk_id, (self.advertise_host, bound))
         if self._started:
             self._spawn(trunk_id, sock)
         return bound

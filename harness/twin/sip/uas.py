@@ -300,7 +300,7 @@ class Leg:
         if not self._move("answer"):
             return
         self.sdp = build_answer(self.offer, codec, self.core.media_port,
-                                session_id=next(self.core._ids))
+                                session_id=next(self.core._ids), address=self.core.local_host)
         invite = self.invite
         self.dialog = (invite.get("to") or "", invite.get("from") or "",
                        uri_of(invite.get("contact")) or uri_of(invite.get("from")))
