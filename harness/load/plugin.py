@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from harness.load.reporting import MESSAGE, RecordBatcher
+from harness.load.reporting import MESSAGE, RecordBatcher, fire_call
 from harness.load.settings import LoadSettings
 from harness.load.sink import CallSink
 
 log = logging.getLogger(__name__)
 
 STOP_DRAIN_SECONDS = 5.0
+ACTIVE_KEY = "ccharness_active_calls"
 
 
 @dataclass
@@ -49,12 +50,17 @@ class WorkerContext:
 
             s = self.load_settings()
             self.pool = EnginePool(0, EngineConfig(codecs=s.codecs, media=s.media))
-            self.pool.on_orphan = self.batcher.add
+            self.pool.on_orphan = self._orphan
             want = getattr(self.environment.parsed_options, "sip_engines", 0) or 0
             if want:
                 self.pool.grow(int(want))
         self.pool.ensure_capacity(calls)
         return self.pool
+
+    def _orphan(self, record: dict) -> None:
+        """A call cut short by the test stopping: still reported, still recorded."""
+        fire_call(self.environment, record)
+        self.batcher.add(record)
 
     def close(self) -> None:
         self.batcher.stop()
@@ -87,6 +93,12 @@ def _install_sink(environment, runner) -> None:
         environment.ccharness_sink = sink
     if isinstance(runner, MasterRunner):
         runner.register_message(MESSAGE, lambda msg, **_kw: sink.add(msg.data))
+        active = environment.ccharness_active = {}
+
+        @environment.events.worker_report.add_listener
+        def _report(client_id, data, **_kw):
+            if ACTIVE_KEY in data:
+                active[client_id] = data[ACTIVE_KEY]
 
 
 def _install_worker(environment, runner) -> None:
@@ -110,3 +122,15 @@ def _install_worker(environment, runner) -> None:
     @events.quitting.add_listener
     def _quit(**_kw):
         ctx.close()
+
+    @events.report_to_master.add_listener
+    def _report(data, **_kw):
+        data[ACTIVE_KEY] = ctx.pool.active if ctx.pool is not None else 0
+
+
+def active_calls(environment) -> int:
+    """Calls in flight across the run (master: from the workers' last reports)."""
+    ctx = getattr(environment, "ccharness", None)
+    if ctx is not None:
+        return ctx.pool.active if ctx.pool is not None else 0
+    return sum(getattr(environment, "ccharness_active", {}).values())

@@ -38,6 +38,8 @@ def add_arguments(parser) -> None:
                    help="twin endpoints JSON: maps target URIs to entry trunk ids")
     g.add_argument("--sip-media", default="null", choices=["null", "none"],
                    help="null: null audio device (RTP flows); none: no device")
+    g.add_argument("--sip-engines", type=int, default=0,
+                   help="engine processes to start per worker up front (they also grow on demand)")
     g.add_argument("--calls-out", default="", help="master: write calls.jsonl here")
     a.add_argument("--api-base-url", default="", help="platform REST base URL")
     a.add_argument("--api-token-url", default="", help="OAuth client-credentials endpoint")

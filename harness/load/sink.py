@@ -26,9 +26,9 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
 
 
 class CallSink:
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, mode: str = "a"):
         self.path = path
-        self._file = open(path, "a", encoding="utf-8") if path else None
+        self._file = open(path, mode, encoding="utf-8") if path else None
         self._subs: list[Callable[[list[dict]], None]] = []
         self._lock = threading.Lock()
         self.by_outcome: Counter = Counter()

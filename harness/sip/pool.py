@@ -28,6 +28,7 @@ import gevent.socket
 from harness.errors import SipError
 from harness.sip import wire
 from harness.sip.engine import CallSpec, EngineConfig
+from harness.sip.outcome import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class EnginePool:
         # Records of calls whose caller stopped waiting (user killed at test stop):
         # the call is hung up and its record handed here instead of being lost.
         self.on_orphan = None
+        self.worker = worker_id()
 
     def __enter__(self) -> "EnginePool":
         self.start()
@@ -252,9 +254,12 @@ class EnginePool:
         elif ev == "error":
             proc.ready.set(msg)
         elif ev == "record":
-            res = proc.in_flight.get(msg["record"]["call_id"])
+            rec = msg["record"]
+            # "worker" names this process (the Locust worker); the engine keeps its pid.
+            rec["engine_pid"], rec["worker"] = proc.pid, self.worker
+            res = proc.in_flight.get(rec["call_id"])
             if res is not None:
-                res.set(msg["record"])
+                res.set(rec)
         elif ev == "rejected":
             res = proc.in_flight.get(msg["call_id"])
             if res is not None:
