@@ -9,6 +9,7 @@ subscriber that raises is logged and kept; it never breaks the sink.
 from __future__ import annotations
 
 import json
+import math
 import logging
 import threading
 from collections import Counter
@@ -21,7 +22,7 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     """Nearest-rank percentile of an ascending list (None when empty)."""
     if not sorted_values:
         return None
-    k = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
 
 
