@@ -118,6 +118,12 @@ def _install_worker(environment, runner) -> None:
         if ctx.pool is not None:
             ctx.pool.wait_idle(STOP_DRAIN_SECONDS)
         ctx.batcher.flush()
+        # Locust's worker sends no stats report on "stop" (only every 3 s and on quit),
+        # so the last calls would be missing from the master's stats: send one now,
+        # before the worker's "client_stopped" (same ordered socket).
+        send_stats = getattr(runner, "_send_stats", None)
+        if not local and send_stats is not None:
+            send_stats()
 
     @events.quitting.add_listener
     def _quit(**_kw):

@@ -1,0 +1,113 @@
+"""`ccharness load` end to end: Locust master + 2 worker processes against SIPp,
+plain `locust -f locustfiles/sip_load.py`, and bad input. Run as subprocesses:
+importing Locust here would monkey-patch the whole pytest process."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sippeer_load import sipp_uas
+
+ROOT = Path(__file__).resolve().parents[2]
+CCHARNESS = [sys.executable, "-m", "harness.cli", "load"]
+
+pytestmark = pytest.mark.sipp
+
+
+def run(argv, timeout=120):
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def tagged_call_ids(log: Path, tag: str) -> set[str]:
+    """Call-IDs of the INVITEs SIPp received carrying our tag header."""
+    ids = set()
+    for msg in re.split(r"^-{20,}.*$", log.read_text(), flags=re.M):
+        if re.search(r"^INVITE sip:", msg, re.M) and f"X-Chaos-Test: {tag}" in msg:
+            ids.add(re.search(r"^Call-ID:\s*(\S+)", msg, re.M | re.I).group(1))
+    return ids
+
+
+@pytest.mark.slow
+def test_master_and_two_workers_report_the_sum_of_both(sipp_bin, tmp_path):
+    out = tmp_path / "run"
+    with sipp_uas(sipp_bin, tmp_path) as (uri, log):
+        r = run(CCHARNESS + ["--target", uri, "--concurrent", "8", "--hold", "0.5",
+                             "--duration", "4", "--workers", "2", "--tag", "sum-test",
+                             "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    load = summary["load"]
+    calls = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines()]
+    assert len(load["calls_by_worker"]) == 2                       # both workers placed calls
+    assert sum(load["calls_by_worker"].values()) == load["calls_total"] == len(calls)
+    assert load["locust"]["requests"] == load["calls_total"]       # Locust's own stats agree
+    assert summary["calls_by_code"] == {"200": len(calls)} and summary["verdict"] == "held"
+    assert {c["tag"] for c in calls} == {"sum-test"}
+    assert len(tagged_call_ids(log, "sum-test")) == len(calls)      # each call on the wire, tagged
+    assert "answered" in r.stdout and "setup time" in r.stdout     # the final table
+
+
+@pytest.mark.slow
+def test_plain_locust_runs_the_locustfile(sipp_bin, tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    with sipp_uas(sipp_bin, tmp_path) as (uri, log):
+        r = run([sys.executable, "-m", "locust", "-f", "locustfiles/sip_load.py", "--headless",
+                 "-u", "4", "-r", "4", "-t", "3s", "--sip-target", uri, "--sip-hold", "0.5",
+                 "--sip-tag", "plain", "--calls-out", str(calls), "SipCaller"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    recs = [json.loads(x) for x in calls.read_text().splitlines()]
+    assert recs and {x["outcome"] for x in recs} == {"answered"}
+    assert "INVITE answered" in r.stdout + r.stderr
+    assert len(tagged_call_ids(log, "plain")) == len(recs)
+
+
+def no_leftovers(marker: str) -> list:
+    return [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
+            if marker in " ".join(p.info["cmdline"] or [])]
+
+
+def assert_clean_failure(r, words):
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert words in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_malformed_uri_is_refused():
+    assert_clean_failure(run(CCHARNESS + ["--target", "sip:a@@127.0.0.1"]), "malformed SIP target")
+
+
+def test_non_loopback_target_is_refused():
+    assert_clean_failure(run(CCHARNESS + ["--target", "sip:a@192.0.2.7:5060"]), "not on loopback")
+
+
+def test_unreachable_target_is_refused():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert_clean_failure(run(CCHARNESS + ["--target", f"sip:a@127.0.0.1:{port}"]), "unreachable")
+
+
+def test_bad_hold_is_refused(sipp_bin, tmp_path):
+    with sipp_uas(sipp_bin, tmp_path) as (uri, _log):
+        r = run(CCHARNESS + ["--target", uri, "--hold", "forever", "--out", str(tmp_path / "o")])
+    assert_clean_failure(r, "bad hold distribution")
+
+
+def test_master_port_in_use_fails_cleanly_and_leaves_no_process(sipp_bin, tmp_path):
+    with socket.socket() as busy, sipp_uas(sipp_bin, tmp_path) as (uri, _log):
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run(CCHARNESS + ["--target", uri, "--master-port", str(port), "--duration", "2",
+                             "--out", str(tmp_path / "o")])
+    assert_clean_failure(r, f"127.0.0.1:{port}")
+    assert no_leftovers(f"--master-port {port}") == []
