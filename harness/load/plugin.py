@@ -51,9 +51,9 @@ class WorkerContext:
             s = self.load_settings()
             self.pool = EnginePool(0, EngineConfig(codecs=s.codecs, media=s.media))
             self.pool.on_orphan = self._orphan
-            want = getattr(self.environment.parsed_options, "sip_engines", 0) or 0
-            if want:
-                self.pool.grow(int(want))
+        # --sip-engines processes up front, in one zygote; more only if users outgrow them.
+        want = int(getattr(self.environment.parsed_options, "sip_engines", 0) or 0)
+        calls = max(calls, want * self.pool.config_capacity)
         self.pool.ensure_capacity(calls)
         return self.pool
 

@@ -121,6 +121,7 @@ class Engine:
         self.sip_port = 0
         self._retry_at: float | None = None
         self._deferred: list[CallSpec] = []
+        self._graveyard: list = []
         self._tries: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------
@@ -255,12 +256,14 @@ class Engine:
             call.makeCall(target.uri, prm)
             st.pj_id = call.getId()
         except pj.Error as exc:
-            # The Call never got a PJSUA slot; destroy it now, in this thread.
+            # The Call never got a PJSUA slot. Destroying it can abort the process
+            # (PJSUA2 may leave a stale id in it: DESIGN.md), so it is kept, inert, in
+            # a graveyard that is never destroyed (engine processes leave by _exit).
             with self._lock:
                 self._calls.pop(spec.call_id, None)
                 st.call = None
             call.st = None
-            del call
+            self._graveyard.append(call)
             if exc.status == PJ_ETOOMANY and self._tries.get(spec.call_id, 0) < 50:
                 # A slot in PJSUA's reset window (see _slot_busy): retry shortly.
                 self._tries[spec.call_id] = self._tries.get(spec.call_id, 0) + 1
