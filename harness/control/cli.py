@@ -16,14 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from harness.control.controller import Controller, EXIT_FOR_VERDICT
 from harness.control.journal import unresolved_journals
-from harness.control.plan import prepare, render_plan
-from harness.control.targets import Resolver
 from harness.errors import GuardError
 from harness.experiment.loader import load_experiment
-from harness.platforms.adapter import open_adapter
-from harness.platforms.credentials import connection_for
+
+# The rest (httpx and everything over it) is imported in run(): an experiment with load
+# runs a Locust master in this process, and Locust must monkey-patch gevent before
+# ssl/httpx are imported.
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +41,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     exp = load_experiment(args.experiment)
+    if exp.load and not args.dry_run:
+        from harness.control.loadlink import session_class
+        session_class()   # imports Locust first (gevent monkey-patching)
+    from harness.control.controller import EXIT_FOR_VERDICT, Controller
+    from harness.control.plan import prepare, render_plan
+    from harness.control.targets import Resolver
+    from harness.platforms.adapter import open_adapter
+    from harness.platforms.credentials import connection_for
     runs_dir = Path(args.runs_dir or exp.runs_dir or "runs")
     if not args.dry_run:
         refuse_unresolved(runs_dir, Path(args.out).parent if args.out else None)
@@ -56,13 +63,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"dry run: {adapter.client.calls} read-only API call(s), no change made")
             return 0
         run_dir = Path(args.out) if args.out else runs_dir / run_name(exp.name)
-        load = make_load(exp, plan, conn) if exp.load else None
+        load = make_load(exp, plan, conn, run_dir) if exp.load else None
         metrics = metrics_session(run_dir, plan, load, args.metrics_port)
         ctl = Controller(plan, adapter, run_dir, load=load, on_finish=finish_hook(metrics),
                          on_journal=metrics.on_journal if metrics else None,
                          on_event=metrics.on_event if metrics else None)
         summary = ctl.run()
-    return report(summary, run_dir)
+    return report(summary, run_dir, EXIT_FOR_VERDICT)
 
 
 def refuse_unresolved(*dirs: Path | None) -> None:
@@ -77,9 +84,9 @@ def run_name(name: str) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{slug}"
 
 
-def make_load(exp, plan, conn):
+def make_load(exp, plan, conn, run_dir: Path):
     from harness.control.loadlink import open_load
-    return open_load(exp, plan, conn)
+    return open_load(exp, plan, conn, run_dir)
 
 
 def metrics_session(run_dir: Path, plan, load, port: int | None):
@@ -111,7 +118,7 @@ def finish_hook(metrics=None):
     return finish
 
 
-def report(summary: dict, run_dir: Path) -> int:
+def report(summary: dict, run_dir: Path, exit_for_verdict: dict) -> int:
     verdict = summary["verdict"]
     line = f"ccharness run: {verdict}"
     if summary.get("reason"):
@@ -120,4 +127,4 @@ def report(summary: dict, run_dir: Path) -> int:
     for item in summary.get("remaining_changes", []):
         print(f"STILL CHANGED: {item['name']} ({item['target']}): {item['problem']}; undo: {item['undo']}",
               file=sys.stderr)
-    return EXIT_FOR_VERDICT[verdict]
+    return exit_for_verdict[verdict]

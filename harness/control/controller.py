@@ -85,6 +85,7 @@ class Controller:
         self.journal: Journal | None = None
         self.feed = None
         self._events_file = None
+        self._after_since: float | None = None
 
     # -- entry point ----------------------------------------------------------------
     def run(self) -> dict:
@@ -226,11 +227,14 @@ class Controller:
         """Wait ``seconds``, checking the hypothesis and guardrails every interval."""
         deadline = time.time() + seconds
         interval = self.exp.hypothesis.check_interval_s
+        since = self._phase_start(phase)
         while True:
             self._check_interrupt()
             now = time.time()
             if self.load is not None:
-                figures = self.window.figures(now)
+                # Only calls that ended in this phase: a window straddling the injection
+                # would credit the fault with calls answered before it.
+                figures = self.window.figures(now, since=since)
                 self.outcome.checks.extend(evaluate(self.exp.hypothesis, figures, phase))
                 if phase == "during":
                     rule = self.guardrails.observe(figures)
@@ -241,6 +245,11 @@ class Controller:
             if now >= deadline:
                 return
             self._sleep(min(interval, deadline - now))
+
+    def _phase_start(self, phase: str) -> float | None:
+        if phase == "during":
+            return self.outcome.injected_at
+        return self._after_since if phase == "after" else None
 
     def _sleep(self, seconds: float) -> None:
         self._interrupt.wait(max(0.0, seconds))
@@ -309,16 +318,31 @@ class Controller:
             if check is not None:
                 self.outcome.checks.append(check)
                 self.journal.write("check", **check.to_json())
+        self._require_measured("during")
         failed = [c for c in self.outcome.checks if c.ok is False]
         if failed:
             first = failed[0]
             self._set("broken", f"{first.name} {first.phase}: {first.value} vs {first.bound} {first.limit}")
 
+    def _require_measured(self, phase: str) -> None:
+        """Under load, a fault during which too few calls completed is not a held
+        hypothesis: callers hanging without a final response is a failure to see."""
+        if self.load is None or self.outcome.injected_at is None:
+            return
+        checks = [c for c in self.outcome.checks if c.phase == phase]
+        if checks and all(c.ok is None for c in checks):
+            check = Check("calls_completed", phase, False, None, float(self.exp.hypothesis.min_calls),
+                          "min", "fewer than min_calls calls completed in any window during the "
+                          "fault: calls may be hanging without a final response")
+            self.outcome.checks.append(check)
+            self.journal.write("check", **check.to_json())
+
     def _observe_after(self) -> None:
-        end = time.time() + self.exp.hypothesis.window_s
+        self._after_since = time.time()
+        end = self._after_since + self.exp.hypothesis.window_s
         while time.time() < end:
             time.sleep(min(self.exp.hypothesis.check_interval_s, max(0.0, end - time.time())))
-        figures = self.window.figures(time.time())
+        figures = self.window.figures(time.time(), since=self._after_since)
         self.outcome.checks.extend(evaluate(self.exp.hypothesis, figures, "after"))
 
     def _recovery(self, result: dict) -> None:

@@ -310,3 +310,24 @@ def test_api_budget_spent_aborts_but_rollback_still_runs(tmp_path, twin, admin):
     summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
     assert summary["verdict"] == "aborted" and "budget" in summary["reason"]
     assert admin.snapshot() == before
+
+
+@pytest.mark.slow
+def test_codec_mismatch_with_the_locust_load_session_breaks_on_488(tmp_path, twin, admin):
+    pytest.importorskip("harness.load.session")
+    before = admin.snapshot()
+
+    def edit(d):
+        short(d)
+        d["method"]["baseline_seconds"] = 2
+        d["method"]["hold_seconds"] = 3
+    path = experiment(tmp_path, "codec-mismatch-failover", edit)
+    proc = run_cli(["run", str(path), "--endpoints-file", twin["_path"], "--runs-dir", "runs"],
+                   cwd=tmp_path, timeout=150)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
+    assert summary["verdict"] == "broken"
+    assert summary["calls_by_code"].get("488", 0) > 0
+    during = {c["name"]: c for c in summary["hypothesis"] if c["phase"] == "during"}
+    assert during["rate_488"]["ok"] is False
+    assert admin.snapshot() == before
