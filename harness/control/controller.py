@@ -193,7 +193,7 @@ class Controller:
                       "evidence": "GET shows the change" if reflected else "GET does not show the change"})
         if Expect.CONFIG_APPLIED in conv.expect:
             result = wait_applied(self.feed, step.trunk_id, step.body, self._sent_at - 0.05,
-                                  conv.timeout_s, stop=self._interrupt.is_set)
+                                  conv.timeout_s, stop=self._interrupted)
             self._check_interrupt()
             if result["converged"] is None and self.plan.queue_id:
                 result = self._queue_result(conv)
@@ -204,7 +204,7 @@ class Controller:
         changed = set(self.plan.changed_trunks) or set(self.plan.live)
         if Expect.FAILOVER in conv.expect:
             result = wait_route_event(self.feed, "failover", changed, since, conv.timeout_s,
-                                      stop=self._interrupt.is_set)
+                                      stop=self._interrupted)
             self._check_interrupt()
             self.outcome.failover_seen = bool(result.get("converged"))
             self._record({"step": "all", **result})
@@ -214,7 +214,7 @@ class Controller:
     def _queue_result(self, conv) -> dict:
         qid = self.plan.queue_id
         return wait_queue_healthy(lambda: self.adapter.queue_realtime(qid), conv.timeout_s, conv.poll_s,
-                                  sleep=self._sleep, stop=self._interrupt.is_set)
+                                  sleep=self._sleep, stop=self._interrupted)
 
     def _record(self, result: dict) -> None:
         self.journal.write("convergence", **result)
@@ -254,8 +254,22 @@ class Controller:
     def _sleep(self, seconds: float) -> None:
         self._interrupt.wait(max(0.0, seconds))
 
+    def _interrupted(self) -> bool:
+        """A signal reached us, or the load session caught one (it installs its own
+        SIGTERM handler on the Locust master)."""
+        if self._interrupt.is_set():
+            return True
+        check = getattr(self.load, "interrupted", None)
+        if check is not None and check():
+            self._signal_name = self._signal_name or "SIGTERM (via the load session)"
+            self._interrupt.set()
+            if self.journal:
+                self.journal.write("signal", signal=self._signal_name, rolling_back=self._rolling_back)
+            return True
+        return False
+
     def _check_interrupt(self) -> None:
-        if self._interrupt.is_set() and not self._rolling_back:
+        if self._interrupted() and not self._rolling_back:
             raise Abort(f"interrupted by {self._signal_name}", "signal")
 
     # -- rollback and recovery ------------------------------------------------------
@@ -357,7 +371,7 @@ class Controller:
             return
         self.load.subscribe(self.window.add)
         self.load.start()
-        ready = self.load.wait_until_holding(self.exp.load.ready_timeout_s, stop=self._interrupt.is_set)
+        ready = self.load.wait_until_holding(self.exp.load.ready_timeout_s, stop=self._interrupted)
         self._check_interrupt()
         if not ready:
             raise Abort(f"the load did not reach {self.exp.load.concurrent} concurrent calls within "

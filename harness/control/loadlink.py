@@ -37,6 +37,10 @@ class LoadLink:
         self._entered = True
         self.session.start()
 
+    def interrupted(self) -> bool:
+        """The session's own SIGTERM handler fired (it replaces the controller's)."""
+        return self._entered and self.session.stop_requested.is_set()
+
     def wait_until_holding(self, timeout: float, stop=lambda: False) -> bool:
         return self.session.wait_until_steady(timeout)
 
