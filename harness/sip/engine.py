@@ -432,7 +432,11 @@ def _make_call_class():
             if st is None:
                 return
             try:
-                self.engine._on_state(st, self.getInfo(), _event_msg(prm))
+                info = self.getInfo()
+                # Only answers and endings need the message text (X-Twin-Trunk): skip
+                # the copy for the provisional states.
+                msg = _event_msg(prm) if info.state >= _FINAL_STATES else ""
+                self.engine._on_state(st, info, msg)
             except Exception:  # noqa: BLE001 - never raise into PJSIP's thread
                 log.exception("onCallState")
 
@@ -442,6 +446,9 @@ def _make_call_class():
                 self.engine._on_media(st)
 
     return Call
+
+
+_FINAL_STATES = 4   # PJSIP_INV_STATE_CONNECTING (pjsip_inv_state is a stable C enum)
 
 
 class _LazyCall:
