@@ -3,7 +3,8 @@
 ``SseParser.feed(line)`` takes one decoded line (without its newline) and returns an
 event dict when a blank line ends one (WHATWG HTML, "Interpreting an event stream").
 ``EventFeed`` runs a daemon thread that keeps reading the platform's event stream,
-reconnecting with backoff, renewing the token on 401, and stores events so that
+reconnecting with backoff (and ``Last-Event-ID``, so events sent while it was
+disconnected are replayed), renewing the token on 401, and stores events so that
 convergence checks can ask "has an event like this arrived since time T?".
 """
 
@@ -24,6 +25,7 @@ class SseParser:
     def __init__(self) -> None:
         self._data: list[str] = []
         self._type = "message"
+        self.last_id: str | None = None   # the stream's ``id:``; sent back as Last-Event-ID
 
     def feed(self, line: str) -> dict | None:
         if line == "":
@@ -46,6 +48,8 @@ class SseParser:
         value = value[1:] if value.startswith(" ") else value
         if name == "event":
             self._type = value
+        elif name == "id" and "\0" not in value:
+            self.last_id = value
         elif name == "data":
             self._data.append(value)
         return None
@@ -60,6 +64,7 @@ class EventFeed:
         self.auth_header, self.invalidate = auth_header, invalidate
         self.on_event = on_event
         self.events: list[dict] = []
+        self.last_id: str | None = None
         self.connected = threading.Event()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -114,7 +119,10 @@ class EventFeed:
 
     def _read_once(self) -> None:
         timeout = httpx.Timeout(5.0, read=15.0)  # keepalives arrive every 5 s
-        with self.http.stream("GET", self.url, headers=self.auth_header(), timeout=timeout) as resp:
+        headers = self.auth_header()
+        if self.last_id is not None:
+            headers["Last-Event-ID"] = self.last_id
+        with self.http.stream("GET", self.url, headers=headers, timeout=timeout) as resp:
             if resp.status_code == 401:
                 self.invalidate()
                 return
@@ -128,6 +136,7 @@ class EventFeed:
                     return
                 event = parser.feed(line.rstrip("\r"))
                 if event is not None:
+                    self.last_id = parser.last_id
                     self._add(event)
 
     def _add(self, event: dict) -> None:

@@ -232,3 +232,24 @@ def test_429_without_retry_after_backs_off_with_jitter(monkeypatch):
     with adapter(fake, monkeypatch, sleeps=sleeps) as a:
         assert a.get_trunk("t1") == TRUNK
     assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.2 and 0 <= sleeps[1] <= 0.4
+
+
+def test_event_feed_resumes_with_last_event_id():
+    import threading
+    from harness.platforms.sse import EventFeed
+    seen_headers = []
+    done = threading.Event()
+
+    def handler(request):
+        seen_headers.append(request.headers.get("Last-Event-ID"))
+        if len(seen_headers) == 1:
+            body = b'id: 7\nevent: failover\ndata: {"type": "failover", "timestamp": 1.0}\n\n'
+        else:
+            body = b'id: 8\nevent: failback\ndata: {"type": "failback", "timestamp": 2.0}\n\n'
+            done.set()
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with EventFeed(http, "https://api.test/events", lambda: {}, lambda: None) as feed:
+        assert done.wait(5)
+        assert feed.wait_for(lambda e: e["type"] == "failback", since=0, timeout=5)
+    assert seen_headers[:2] == [None, "7"]
