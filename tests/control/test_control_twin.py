@@ -183,6 +183,7 @@ def wait_journal_any(runs, pred, timeout=60):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_429_storm_is_ridden_out(tmp_path, twin, admin):
     before = admin.snapshot()
     admin.faults(apiErrorRate=0.5, apiErrorCode=429)
@@ -246,17 +247,6 @@ def test_sigkill_mid_fault_then_rollback_restores_everything(tmp_path, twin, adm
     assert done.returncode == 0, done.stderr[-2000:]
     assert admin.snapshot() == before
     assert journal(journal_path)[-1]["type"] == "resolved"
-
-
-def test_experiment_with_load_needs_a_load_session(tmp_path, twin, admin, capsys):
-    try:
-        import harness.load.session  # noqa: F401
-        pytest.skip("a load session exists; load runs are tested in test_twin_load")
-    except ImportError:
-        pass
-    assert run(tmp_path, twin, experiment(tmp_path, "license-ceiling", short)) == 2
-    assert "load session" in capsys.readouterr().err
-    assert admin.ground_truth()["changes"] == []
 
 
 def test_token_expiring_mid_run_is_renewed(tmp_path):
