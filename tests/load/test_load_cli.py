@@ -111,3 +111,17 @@ def test_master_port_in_use_fails_cleanly_and_leaves_no_process(sipp_bin, tmp_pa
                              "--out", str(tmp_path / "o")])
     assert_clean_failure(r, f"127.0.0.1:{port}")
     assert no_leftovers(f"--master-port {port}") == []
+
+
+@pytest.mark.slow
+def test_retry_moves_503s_to_the_next_trunk(sipp_bin, tmp_path):
+    out = tmp_path / "run"
+    with sipp_uas(sipp_bin, tmp_path, "503") as (down, _l1), \
+            sipp_uas(sipp_bin, tmp_path) as (up, _l2):
+        r = run(CCHARNESS + ["--target", f"{down},{up}", "--retry", "--concurrent", "2",
+                             "--hold", "0.3", "--duration", "3", "--workers", "1",
+                             "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    calls = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines()]
+    by_target = {t: {c["outcome"] for c in calls if c["target"] == t} for t in (down, up)}
+    assert by_target == {down: {"503"}, up: {"answered"}}
