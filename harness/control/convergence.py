@@ -55,9 +55,9 @@ def wait_applied(feed, trunk_id: str, body: dict, since: float, timeout: float,
     if event["type"] == "provisioningFailed":
         return {"expect": Expect.CONFIG_APPLIED.value, "converged": False, "elapsed_s": elapsed,
                 "evidence": f"provisioningFailed for trunk {trunk_id} (the API had answered 200)",
-                "at": event.get("timestamp")}
+                "event_at": event.get("timestamp")}
     return {"expect": Expect.CONFIG_APPLIED.value, "converged": True, "elapsed_s": elapsed,
-            "at": event.get("timestamp"), "evidence": f"trunkConfigApplied {event.get('changeId')}"}
+            "event_at": event.get("timestamp"), "evidence": f"trunkConfigApplied {event.get('changeId')}"}
 
 
 def wait_route_event(feed, kind: str, trunk_ids: set[str], since: float, timeout: float,
@@ -73,7 +73,7 @@ def wait_route_event(feed, kind: str, trunk_ids: set[str], since: float, timeout
     if event is None:
         return {"expect": kind, "converged": False, "elapsed_s": elapsed,
                 "evidence": f"no {kind} event within {timeout:.0f}s"}
-    return {"expect": kind, "converged": True, "elapsed_s": elapsed, "at": event.get("timestamp"),
+    return {"expect": kind, "converged": True, "elapsed_s": elapsed, "event_at": event.get("timestamp"),
             "evidence": f"{kind} {event.get('fromTrunkId')} -> {event.get('toTrunkId')}"}
 
 

@@ -48,7 +48,7 @@ class Journal:
                 self._file.flush()
 
     def write(self, type: str, **fields: Any) -> dict:
-        record = {"type": type, "at": time.time(), **fields}
+        record = {**fields, "type": type, "at": time.time()}   # "at" is always the write time
         line = json.dumps(record, sort_keys=True, default=str)
         with self._lock:
             if self._file.closed:
