@@ -31,6 +31,8 @@ def configure_parser(p) -> None:
     p.add_argument("--tag-header", default="X-Chaos-Test", help="tag header name")
     p.add_argument("--codecs", default="pcmu,pcma", help="codec offer, best first (pcmu,pcma,g722,...)")
     p.add_argument("--dtmf", default="", help="DTMF digits to send once answered")
+    p.add_argument("--dtmf-method", default="rfc2833", choices=["rfc2833", "info"],
+                   help="DTMF as RTP events (RFC 4733) or SIP INFO")
     p.add_argument("--ring-timeout", type=float, default=60.0, help="CANCEL unanswered calls after S")
     p.add_argument("--retry", action="store_true", help="on 503/408 try the next --target")
     p.add_argument("--endpoints-file", default="", help="twin endpoints JSON (trunk ids)")
@@ -49,7 +51,8 @@ def run(args) -> int:
     session = LoadSession(targets, concurrent=args.concurrent, hold=args.hold,
                           duration=args.duration, tag=args.tag, workers=args.workers,
                           out_dir=str(out), codecs=args.codecs, tag_header=args.tag_header,
-                          dtmf=args.dtmf, ring_timeout=args.ring_timeout, retry=args.retry,
+                          dtmf=args.dtmf, dtmf_method=args.dtmf_method,
+                          ring_timeout=args.ring_timeout, retry=args.retry,
                           spawn_rate=args.spawn_rate, endpoints_file=args.endpoints_file,
                           master_port=args.master_port)
     logging.getLogger("locust").setLevel(logging.WARNING)

@@ -65,7 +65,8 @@ class LoadSession:
     def __init__(self, targets, concurrent: int, hold="fixed:30", duration: float = 60.0,
                  tag: str | None = None, workers: int = 2, out_dir: str | None = None,
                  codecs: str = "pcmu,pcma", api: dict | None = None, on_records=None,
-                 tag_header: str = "X-Chaos-Test", dtmf: str = "", ring_timeout: float = 60.0,
+                 tag_header: str = "X-Chaos-Test", dtmf: str = "", dtmf_method: str = "rfc2833",
+                 ring_timeout: float = 60.0,
                  retry: bool = False, spawn_rate: float | None = None,
                  endpoints_file: str = "", master_port: int = 0, media: str = "null"):
         self.targets = [targets] if isinstance(targets, str) else list(targets)
@@ -83,7 +84,7 @@ class LoadSession:
         self.spawn_rate = spawn_rate or max(1.0, min(float(concurrent), 100.0))
         self.master_port = master_port
         self._argv = self._locust_argv(codecs, hold, tag_header, dtmf, ring_timeout, retry,
-                                       endpoints_file, media)
+                                       endpoints_file, media) + ["--sip-dtmf-method", dtmf_method]
         self.options = self._parse(self._argv)
         settings.LoadSettings.from_options(self.options)       # validate before starting
         self.sink = CallSink(self._calls_path(), mode="w")

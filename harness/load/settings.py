@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--sip-tag", default="", help="tag value (default: a run id)")
     g.add_argument("--sip-tag-header", default=DEFAULT_TAG_HEADER, help="tag header name")
     g.add_argument("--sip-dtmf", default="", help="DTMF digits sent once answered")
+    g.add_argument("--sip-dtmf-method", default="rfc2833", choices=["rfc2833", "info"],
+                   help="DTMF as RTP events (RFC 4733) or SIP INFO")
     g.add_argument("--sip-ring-timeout", type=float, default=60.0,
                    help="CANCEL a call not answered after this many seconds")
     g.add_argument("--sip-retry", action="store_true",
@@ -59,6 +61,7 @@ class LoadSettings:
     tag: str
     tag_header: str
     dtmf: str
+    dtmf_method: str
     ring_timeout: float
     retry: bool
     max_calls: int
@@ -80,6 +83,7 @@ class LoadSettings:
             raise ConfigError("ring timeout must be positive", key="sip-ring-timeout")
         return cls(targets=targets, codecs=codec_ids(ns.sip_codecs), hold=parse_hold(ns.sip_hold),
                    tag=ns.sip_tag or "untagged", tag_header=header, dtmf=ns.sip_dtmf or "",
+                   dtmf_method=ns.sip_dtmf_method,
                    ring_timeout=float(ns.sip_ring_timeout), retry=bool(ns.sip_retry),
                    max_calls=int(ns.sip_max_calls),
                    entry_trunks=entry_trunks(ns.sip_endpoints_file), media=ns.sip_media)

@@ -56,7 +56,7 @@ class SipCaller(User):
         s = self.settings
         self.ctx.started += 1
         spec = CallSpec(target=target, tag=s.tag, hold=s.hold.draw(), tag_header=s.tag_header,
-                        dtmf=s.dtmf, ring_timeout=s.ring_timeout,
+                        dtmf=s.dtmf, dtmf_method=s.dtmf_method, ring_timeout=s.ring_timeout,
                         entry_trunk=s.entry_trunks.get(target))
         try:
             record = self.pool.call(spec)

@@ -62,6 +62,7 @@ class CallSpec:
     hold: float = 0.0
     tag_header: str = DEFAULT_TAG_HEADER
     dtmf: str = ""
+    dtmf_method: str = "rfc2833"    # or "info" (SIP INFO, application/dtmf-relay)
     ring_timeout: float = 60.0      # CANCEL when no final answer by then (487)
     entry_trunk: str | None = None
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -399,9 +400,16 @@ class Engine:
     def _on_media(self, st: _CallState) -> None:
         if st.spec.dtmf and not st.dtmf_sent and st.call is not None:
             st.dtmf_sent = True
+            pj = _pj()
             try:
-                st.call.dialDtmf(st.spec.dtmf)
-            except _pj().Error as exc:
+                if st.spec.dtmf_method == "info":
+                    prm = pj.CallSendDtmfParam()
+                    prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+                    prm.digits = st.spec.dtmf
+                    st.call.sendDtmf(prm)
+                else:   # RFC 4733 events in RTP, when telephone-event was negotiated
+                    st.call.dialDtmf(st.spec.dtmf)
+            except pj.Error as exc:
                 log.debug("DTMF on %s: %s", st.spec.call_id, map_pj_error(exc, "DTMF"))
 
 

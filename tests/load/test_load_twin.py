@@ -95,3 +95,34 @@ def test_api_client_reads_trunk_and_queue(twin):
         api.close()
     assert [f["exception"] for f in fired] == [None, None]
     assert fired[0]["name"] == "/api/v2/telephony/phone/trunks/{id}"
+
+
+def read_events(twin, seconds: float, out: list) -> None:
+    """Collect the twin's SSE events for ``seconds`` (run in a thread)."""
+    with admin(twin) as c:
+        try:
+            with c.stream("GET", "/api/v2/events/stream", timeout=seconds) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        out.append(json.loads(line[5:]))
+        except httpx.ReadTimeout:
+            pass
+
+
+def test_tag_and_sip_info_dtmf_reach_the_twin(twin, pool):
+    import threading
+
+    events: list = []
+    reader = threading.Thread(target=read_events, args=(twin, 3.0, events))
+    reader.start()
+    time.sleep(0.5)
+    trunk = twin["trunks"][0]
+    rec = pool.call(CallSpec(target=trunk["sip_uri"], tag="twin-dtmf", hold=1.0, dtmf="5",
+                             dtmf_method="info"))
+    reader.join()
+    assert rec["outcome"] == "answered"
+    mine = [e for e in events if e.get("tag") == "twin-dtmf"]
+    assert mine, f"no event carried our tag: {events[:5]}"
+    call_ids = {e["callId"] for e in mine}
+    assert any(e["type"] == "dtmf" and e["digit"] == "5" and e["callId"] in call_ids
+               for e in events)
