@@ -24,7 +24,7 @@ from typing import Callable
 from harness.control.aggregator import CallWindow
 from harness.control.convergence import wait_applied, wait_queue_healthy, wait_route_event, contains
 from harness.control.hypothesis import (
-    Check, GuardrailMonitor, evaluate, mttr_check, worst_per_name,
+    Check, GuardrailMonitor, evaluate, mttr_check,
 )
 from harness.control.journal import Journal
 from harness.control.plan import Plan
@@ -65,12 +65,12 @@ class Outcome:
 class Controller:
     def __init__(self, plan: Plan, adapter, run_dir: Path, *, load=None,
                  on_finish: Callable[[Path, dict], dict | None] | None = None,
-                 out: Callable[[str], None] = print, install_signals: bool = True,
+                 install_signals: bool = True,
                  restore_attempts: int = 4, on_journal: Callable[[dict], None] | None = None,
                  on_event: Callable[[dict], None] | None = None):
         self.plan, self.exp, self.adapter = plan, plan.exp, adapter
         self.run_dir = Path(run_dir)
-        self.load, self.on_finish, self.out = load, on_finish, out
+        self.load, self.on_finish = load, on_finish
         self.install_signals = install_signals
         self.on_journal, self.on_event = on_journal, on_event   # observers (metrics)
         self.restore_attempts = restore_attempts

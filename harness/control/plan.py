@@ -15,7 +15,7 @@ from harness.control.targets import (
     Resolver, check_blast_radius, referenced_trunks, resolve_body,
 )
 from harness.errors import AuthError
-from harness.experiment.schema import Experiment, Expect, FaultKind
+from harness.experiment.schema import Experiment, FaultKind
 
 
 @dataclass(frozen=True)

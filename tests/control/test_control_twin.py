@@ -15,7 +15,7 @@ import pytest
 
 from harness.cli import main
 from control_twinutil import (
-    CCHARNESS, Admin, experiment, journal, run_cli, running_twin, wait_journal,
+    CCHARNESS, Admin, experiment, journal, run_cli, running_twin,
 )
 
 SHIPPED = ["genesys-trunk-failover", "cxone-health-failover", "codec-mismatch-failover",
