@@ -86,10 +86,8 @@ class ApiUser(User):
     def on_stop(self) -> None:
         self.api.close()
 
-    @task(2)
-    def queue_stats(self) -> None:
+    @task
+    def poll(self) -> None:
+        """What a supervisor's dashboard does: queue figures, then the trunk."""
         self.api.read_queue()
-
-    @task(1)
-    def trunk(self) -> None:
         self.api.read_trunk()

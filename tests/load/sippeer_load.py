@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import time
 from pathlib import Path
 
-import socket
+import psutil
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "sip"
 
@@ -16,6 +17,21 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_bound(proc: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+    """Until SIPp's UDP socket is bound (it gives no other readiness signal)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, f"sipp exited early (status {proc.returncode})"
+        try:
+            bound = {c.laddr.port for c in psutil.Process(proc.pid).net_connections("udp")}
+        except psutil.NoSuchProcess:
+            bound = set()
+        if port in bound:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"sipp did not bind UDP {port} within {timeout} s")
 
 
 @contextlib.contextmanager
@@ -30,8 +46,7 @@ def sipp_uas(sipp_bin: str, tmp_path: Path, scenario: str | None = None):
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
-        time.sleep(0.3)   # SIPp binds within ~50 ms; no readiness signal exists
-        assert proc.poll() is None, f"sipp exited early: {cmd}"
+        wait_bound(proc, port)
         yield f"sip:svc@127.0.0.1:{port}", log
     finally:
         proc.kill()

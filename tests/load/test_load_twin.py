@@ -5,6 +5,7 @@ trunks and queue stats with a real token."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -126,3 +127,26 @@ def test_tag_and_sip_info_dtmf_reach_the_twin(twin, pool):
     call_ids = {e["callId"] for e in mine}
     assert any(e["type"] == "dtmf" and e["digit"] == "5" and e["callId"] in call_ids
                for e in events)
+
+
+@pytest.mark.slow
+def test_locust_runs_sip_and_api_users_against_the_twin(twin, tmp_path):
+    import os
+
+    trunk = next(t for t in twin["trunks"] if t["platform"] == "genesys")
+    calls = tmp_path / "calls.jsonl"
+    env = {**os.environ, "CCHARNESS_API_CLIENT_SECRET": twin["client_secret"]}
+    r = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "locustfiles/sip_load.py", "--headless",
+         "-u", "4", "-r", "4", "-t", "4s", "--sip-target", trunk["sip_uri"], "--sip-hold", "0.5",
+         "--sip-tag", "twin-locust", "--calls-out", str(calls),
+         "--api-base-url", twin["rest_base_url"], "--api-client-id", twin["client_id"],
+         "--api-trunk-id", trunk["id"], "--api-queue-id", trunk["queue_id"],
+         "SipCaller", "ApiUser"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout + r.stderr
+    assert re.search(r"GET\s+/api/v2/telephony/phone/trunks/\{id\}\s+\d+\s+0\(", out), out[-3000:]
+    assert re.search(r"SIP\s+INVITE answered\s+\d+", out)
+    assert twin["client_secret"] not in out          # credentials never in logs
+    recs = [json.loads(x) for x in calls.read_text().splitlines()]
+    assert recs and all(x["trunk"] == trunk["id"] for x in recs if x["outcome"] == "answered")
