@@ -35,6 +35,8 @@ def configure_parser(p) -> None:
                    help="DTMF as RTP events (RFC 4733) or SIP INFO")
     p.add_argument("--ring-timeout", type=float, default=60.0, help="CANCEL unanswered calls after S")
     p.add_argument("--retry", action="store_true", help="on 503/408 try the next --target")
+    p.add_argument("--max-calls", type=int, default=None,
+                   help="stop placing calls after this many (split across workers)")
     p.add_argument("--endpoints-file", default="", help="twin endpoints JSON (trunk ids)")
     p.add_argument("--master-port", type=int, default=0, help="Locust master port on 127.0.0.1")
     p.add_argument("--spawn-rate", type=float, default=None, help="callers started per second")
@@ -54,7 +56,7 @@ def run(args) -> int:
                           dtmf=args.dtmf, dtmf_method=args.dtmf_method,
                           ring_timeout=args.ring_timeout, retry=args.retry,
                           spawn_rate=args.spawn_rate, endpoints_file=args.endpoints_file,
-                          master_port=args.master_port)
+                          master_port=args.master_port, max_calls=args.max_calls)
     logging.getLogger("locust").setLevel(logging.WARNING)
     with session:
         print(f"load: {args.concurrent} calls to {', '.join(targets)} for {args.duration:g} s, "

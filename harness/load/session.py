@@ -53,6 +53,7 @@ from harness.sip.uri import parse_target
 log = logging.getLogger(__name__)
 
 WORKER_CONNECT_TIMEOUT = 60.0
+MAX_CONCURRENT = 1000   # 250 engine processes, about 3 GB PSS: a sane one-machine bound
 
 
 def _free_tcp_port() -> int:
@@ -68,12 +69,17 @@ class LoadSession:
                  tag_header: str = "X-Chaos-Test", dtmf: str = "", dtmf_method: str = "rfc2833",
                  ring_timeout: float = 60.0,
                  retry: bool = False, spawn_rate: float | None = None,
-                 endpoints_file: str = "", master_port: int = 0, media: str = "null"):
+                 endpoints_file: str = "", master_port: int = 0, media: str = "null",
+                 max_calls: int | None = None):
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         for t in self.targets:
             parse_target(t)
         if concurrent < 1 or workers < 1:
             raise ConfigError("need at least 1 concurrent call and 1 worker")
+        if concurrent > MAX_CONCURRENT:
+            raise ConfigError(f"{concurrent} concurrent calls is more than this machine should "
+                              f"run ({MAX_CONCURRENT}: one engine process per 4 calls)",
+                              key="concurrent")
         if duration <= 0:
             raise ConfigError("duration must be positive", key="duration")
         self.hold = parse_hold(hold)
@@ -85,6 +91,9 @@ class LoadSession:
         self.master_port = master_port
         self._argv = self._locust_argv(codecs, hold, tag_header, dtmf, ring_timeout, retry,
                                        endpoints_file, media) + ["--sip-dtmf-method", dtmf_method]
+        if max_calls:
+            # --sip-max-calls bounds each worker; split the total between them.
+            self._argv += ["--sip-max-calls", str(math.ceil(max_calls / self.workers))]
         self.options = self._parse(self._argv)
         settings.LoadSettings.from_options(self.options)       # validate before starting
         self.sink = CallSink(self._calls_path(), mode="w")

@@ -38,7 +38,10 @@ def serve(sock: socket.socket, config: dict) -> int:
             pass  # already pending
 
     def send(msg: dict) -> None:
-        sock.sendall(wire.encode(msg))
+        try:
+            sock.sendall(wire.encode(msg))
+        except OSError:
+            pass   # the client is gone (EOF follows); records of a dead client are moot
 
     engine = Engine(cfg, lambda rec: send({"ev": "record", "record": rec}), wake)
     try:

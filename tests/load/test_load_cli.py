@@ -125,3 +125,20 @@ def test_retry_moves_503s_to_the_next_trunk(sipp_bin, tmp_path):
     calls = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines()]
     by_target = {t: {c["outcome"] for c in calls if c["target"] == t} for t in (down, up)}
     assert by_target == {down: {"503"}, up: {"answered"}}
+
+
+@pytest.mark.slow
+def test_max_calls_bounds_the_run(sipp_bin, tmp_path):
+    out = tmp_path / "run"
+    with sipp_uas(sipp_bin, tmp_path) as (uri, _log):
+        r = run(CCHARNESS + ["--target", uri, "--concurrent", "4", "--hold", "0.2",
+                             "--duration", "4", "--workers", "2", "--max-calls", "10",
+                             "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "summary.json").read_text())["load"]["calls_total"] == 10
+
+
+def test_too_many_concurrent_calls_is_refused(sipp_bin, tmp_path):
+    with sipp_uas(sipp_bin, tmp_path) as (uri, _log):
+        r = run(CCHARNESS + ["--target", uri, "--concurrent", "5000", "--out", str(tmp_path / "o")])
+    assert_clean_failure(r, "more than this machine should run")
