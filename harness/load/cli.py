@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from harness.errors import EXIT_HYPOTHESIS_BROKEN, EXIT_OK, ConfigError
+from harness.errors import EXIT_HYPOTHESIS_BROKEN, EXIT_OK
 
 PROGRESS_SECONDS = 5.0
 
@@ -24,12 +24,15 @@ def configure_parser(p) -> None:
     p.add_argument("--concurrent", type=int, default=10, help="concurrent calls (default 10)")
     p.add_argument("--hold", default="30", help="hold after answer: seconds or fixed:S, "
                    "uniform:A:B, exp:MEAN, normal:MEAN:SD (default 30)")
-    p.add_argument("--duration", type=float, default=60.0, help="run time in seconds (default 60)")
+    p.add_argument("--duration", type=float, default=60.0,
+                   help="run time in seconds (default 60)")
     p.add_argument("--out", default=None, help="run directory (default runs/load-<time>)")
-    p.add_argument("--workers", type=int, default=2, help="local Locust worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local Locust worker processes (default 2)")
     p.add_argument("--tag", default=None, help="tag value (default: a fresh run id)")
     p.add_argument("--tag-header", default="X-Chaos-Test", help="tag header name")
-    p.add_argument("--codecs", default="pcmu,pcma", help="codec offer, best first (pcmu,pcma,g722,...)")
+    p.add_argument("--codecs", default="pcmu,pcma",
+                   help="codec offer, best first (pcmu,pcma,g722,...)")
     p.add_argument("--dtmf", default="", help="DTMF digits to send once answered")
     p.add_argument("--dtmf-method", default="rfc2833", choices=["rfc2833", "info"],
                    help="DTMF as RTP events (RFC 4733) or SIP INFO")
@@ -116,5 +119,3 @@ def render_table(summary: dict) -> str:
     lines.append(f"setup time (answered): {ms}")
     return "\n".join(lines)
 
-
-__all__ = ["configure_parser", "run", "ConfigError"]

@@ -9,7 +9,6 @@ engine process). Each call is reported with ``environment.events.request``
 from __future__ import annotations
 
 import logging
-import time
 
 import gevent
 from locust import User, constant, task

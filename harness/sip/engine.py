@@ -17,6 +17,7 @@ and media transports are bound to 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import re
@@ -163,8 +164,7 @@ class Engine:
         tcfg.boundAddress = LOOPBACK
         tcfg.publicAddress = LOOPBACK
         tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-        self.sip_port = ep.transportGetInfo(tid).localName and int(
-            ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self.sip_port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
         ep.libStart()
         if self.config.media == "none":
             ep.audDevManager().setNoDev()
@@ -425,7 +425,9 @@ def _event_msg(prm) -> str:
     return ""
 
 
-def _make_call_class():
+@functools.cache
+def _call_class():
+    """The pjsua2.Call subclass, built on first use so importing this module stays cheap."""
     pj = _pj()
 
     class Call(pj.Call):
@@ -459,13 +461,5 @@ def _make_call_class():
 _FINAL_STATES = 4   # PJSIP_INV_STATE_CONNECTING (pjsip_inv_state is a stable C enum)
 
 
-class _LazyCall:
-    cls = None
-
-    def __call__(self, *a):
-        if _LazyCall.cls is None:
-            _LazyCall.cls = _make_call_class()
-        return _LazyCall.cls(*a)
-
-
-_Call = _LazyCall()
+def _Call(engine: Engine, st: _CallState, acc):  # noqa: N802 - reads as a constructor
+    return _call_class()(engine, st, acc)

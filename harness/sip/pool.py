@@ -27,7 +27,7 @@ import gevent.socket
 
 from harness.errors import SipError
 from harness.sip import wire
-from harness.sip.engine import CallSpec, EngineConfig
+from harness.sip.engine import CAPACITY, CallSpec, EngineConfig
 from harness.sip.outcome import worker_id
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class EnginePool:
                 per = max(1, self.config_capacity)
                 self.grow(-(-missing // per))
 
-    config_capacity = 4  # calls per engine process (engine.CAPACITY), known before start
+    config_capacity = CAPACITY  # calls per engine process, known before any has started
 
     def grow(self, processes: int) -> None:
         """Start ``processes`` more engine processes (one zygote forks them)."""
