@@ -142,3 +142,34 @@ def test_too_many_concurrent_calls_is_refused(sipp_bin, tmp_path):
     with sipp_uas(sipp_bin, tmp_path) as (uri, _log):
         r = run(CCHARNESS + ["--target", uri, "--concurrent", "5000", "--out", str(tmp_path / "o")])
     assert_clean_failure(r, "more than this machine should run")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_run_writes_the_summary_and_reaps_everything(sipp_bin, tmp_path):
+    out, port = tmp_path / "run", free_tcp_port()
+    with sipp_uas(sipp_bin, tmp_path) as (uri, _log):
+        proc = subprocess.Popen(CCHARNESS + ["--target", uri, "--concurrent", "4", "--hold", "5",
+                                             "--duration", "120", "--master-port", str(port),
+                                             "--out", str(out)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            assert proc.stdout.readline().startswith("load:")   # master and workers are up
+            assert " active " in proc.stdout.readline()         # first progress line (5 s)
+            family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(True)]
+            proc.terminate()
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "summary:" in stdout
+    assert (out / "summary.json").exists()
+    assert [p for p in family if psutil.pid_exists(p) and
+            psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
