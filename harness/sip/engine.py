@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import random
 import re
 import threading
 import time
@@ -37,6 +38,7 @@ CAPACITY = 4  # the wheel's compiled-in PJSUA_MAX_CALLS; maxCalls above it is ca
 LOOPBACK = "127.0.0.1"
 DEFAULT_TAG_HEADER = "X-Chaos-Test"
 PJ_ETOOMANY = 70010
+RTP_WINDOW = 1000   # RTP/RTCP ports per process: 4 calls plus sockets in PJSIP's delayed close
 
 
 class CapacityError(SipError):
@@ -196,6 +198,11 @@ class Engine:
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:ccharness@{LOOPBACK}:{self.sip_port}"
         acfg.sipConfig.transportId = tid
+        # Each process walks its own RTP port window from a random start: engine
+        # processes starting alike at PJSUA's default (4000) collide, and PJSUA gives up
+        # with EADDRINUSE after its 100 bind retries (seen at ~180 calls/s, 50 processes).
+        acfg.mediaConfig.transportConfig.port = random.randrange(10000, 64000 - RTP_WINDOW, 2)
+        acfg.mediaConfig.transportConfig.portRange = RTP_WINDOW
         acfg.mediaConfig.transportConfig.boundAddress = LOOPBACK
         acfg.mediaConfig.transportConfig.publicAddress = LOOPBACK
         acfg.natConfig.sdpNatRewriteUse = False
