@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from harness.load.reporting import MESSAGE, RecordBatcher, fire_call
+from harness.load.reporting import ANSWERS_MESSAGE, MESSAGE, RecordBatcher, fire_call
 from harness.load.settings import LoadSettings
 from harness.load.sink import CallSink
 
@@ -51,6 +51,7 @@ class WorkerContext:
             s = self.load_settings()
             self.pool = EnginePool(0, EngineConfig(codecs=s.codecs, media=s.media))
             self.pool.on_orphan = self._orphan
+            self.pool.on_answer = self.batcher.add_answer
         # --sip-engines processes up front, in one zygote; more only if users outgrow them.
         want = int(getattr(self.environment.parsed_options, "sip_engines", 0) or 0)
         calls = max(calls, want * self.pool.config_capacity)
@@ -93,6 +94,7 @@ def _install_sink(environment, runner) -> None:
         environment.ccharness_sink = sink
     if isinstance(runner, MasterRunner):
         runner.register_message(MESSAGE, lambda msg, **_kw: sink.add(msg.data))
+        runner.register_message(ANSWERS_MESSAGE, lambda msg, **_kw: sink.add_answers(msg.data))
         active = environment.ccharness_active = {}
 
         @environment.events.worker_report.add_listener
@@ -103,8 +105,10 @@ def _install_sink(environment, runner) -> None:
 
 def _install_worker(environment, runner) -> None:
     local = isinstance(runner, LocalRunner)
-    deliver = environment.ccharness_sink.add if local else None
-    ctx = WorkerContext(environment, RecordBatcher(environment, deliver))
+    sink = environment.ccharness_sink if local else None
+    batcher = RecordBatcher(environment, sink.add if sink else None,
+                            sink.add_answers if sink else None)
+    ctx = WorkerContext(environment, batcher)
     environment.ccharness = ctx
     events = environment.events
 

@@ -6,6 +6,8 @@ answered), so Locust's stats, UI, CSV and distributed aggregation keep working.
 Records travel to the master in batches with Locust's own custom messages
 (``runner.send_message`` / ``register_message``), at most one batch a second per
 worker plus a final flush at test stop, so the master sees each record once.
+Answer events (the record as it stood at the answer) travel the same way under
+their own message, so the master sees answers resume without waiting for the hold.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from harness.errors import SipError
 log = logging.getLogger(__name__)
 
 MESSAGE = "ccharness_calls"
-FLUSH_SECONDS = 1.0
+ANSWERS_MESSAGE = "ccharness_answers"
+FLUSH_SECONDS = 0.5
 
 
 class CallOutcomeError(SipError):
@@ -38,16 +41,20 @@ def fire_call(environment, record: dict) -> None:
 
 
 class RecordBatcher:
-    """Worker side: buffer records, send them to the master (or a local sink)."""
+    """Worker side: buffer records and answer events, send them to the master (or
+    hand them to local sinks) every FLUSH_SECONDS."""
 
-    def __init__(self, environment, deliver=None):
+    def __init__(self, environment, deliver=None, deliver_answers=None):
         self.environment = environment
-        self._deliver = deliver or self._send
-        self._buf: list[dict] = []
+        self._deliver = {MESSAGE: deliver, ANSWERS_MESSAGE: deliver_answers}
+        self._buf: dict[str, list[dict]] = {MESSAGE: [], ANSWERS_MESSAGE: []}
         self._loop = None
 
     def add(self, record: dict) -> None:
-        self._buf.append(record)
+        self._buf[MESSAGE].append(record)
+
+    def add_answer(self, record: dict) -> None:
+        self._buf[ANSWERS_MESSAGE].append(record)
 
     def start(self) -> None:
         if self._loop is None:
@@ -59,19 +66,22 @@ class RecordBatcher:
             self.flush()
 
     def flush(self) -> None:
-        batch, self._buf = self._buf, []
-        if batch:
+        for kind in (ANSWERS_MESSAGE, MESSAGE):
+            batch, self._buf[kind] = self._buf[kind], []
+            if not batch:
+                continue
             try:
-                self._deliver(batch)
+                deliver = self._deliver[kind]
+                if deliver is not None:
+                    deliver(batch)
+                else:
+                    self.environment.runner.send_message(kind, batch)
             except Exception:  # noqa: BLE001 - keep the records for the next try
-                log.exception("sending %d call records failed", len(batch))
-                self._buf[:0] = batch
+                log.exception("sending %d %s failed", len(batch), kind)
+                self._buf[kind][:0] = batch
 
     def stop(self) -> None:
         if self._loop is not None:
             self._loop.kill(block=False)
             self._loop = None
         self.flush()
-
-    def _send(self, batch: list[dict]) -> None:
-        self.environment.runner.send_message(MESSAGE, batch)

@@ -15,7 +15,9 @@ The Locust master runs in THIS process (Environment + MasterRunner bound to
 ``workers`` local worker processes (``python -m locust -f harness/load/locustfile.py
 --worker``) connect over loopback; each runs its own PJSUA2 engine processes (4
 calls per process). Every record reaches ``self.sink`` (a CallSink: calls.jsonl in
-``out_dir``, ``subscribe(fn(records))``) and ``on_records`` once. ``api`` (dict:
+``out_dir``, ``subscribe(fn(records))``) and ``on_records`` once; answer events (the
+record as it stood at the answer, within ~1 s of it) reach ``on_answers`` and
+``sink.subscribe_answers(fn)``, so MTTR watchers need not wait for the hold. ``api`` (dict:
 base_url, token_url, client_id, client_secret, platform, trunk_id, queue_id, users)
 adds that many ApiUsers. Leaving the ``with`` block (normally, on an exception or
 after SIGTERM) stops the run and reaps every child: workers, then their engines.
@@ -70,7 +72,7 @@ class LoadSession:
                  ring_timeout: float = 60.0,
                  retry: bool = False, spawn_rate: float | None = None,
                  endpoints_file: str = "", master_port: int = 0, media: str = "null",
-                 max_calls: int | None = None):
+                 max_calls: int | None = None, on_answers=None):
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         for t in self.targets:
             parse_target(t)
@@ -99,6 +101,8 @@ class LoadSession:
         self.sink = CallSink(self._calls_path(), mode="w")
         if on_records is not None:
             self.sink.subscribe(on_records)
+        if on_answers is not None:
+            self.sink.subscribe_answers(on_answers)
         self.env = None
         self.stop_requested = gevent.event.Event()
         self._procs: list[subprocess.Popen] = []
@@ -300,7 +304,7 @@ class LoadSession:
             "tag": self.tag, "targets": self.targets, "concurrent": self.concurrent,
             "hold": {"kind": self.hold.kind, "mean_s": self.hold.mean}, "duration_s": self.duration,
             "workers": self.workers, "started_at": self.started_at, "ended_at": self.ended_at,
-            "calls_total": s.total, "calls_by_outcome": dict(s.by_outcome),
+            "calls_total": s.total, "answer_events": s.answers_seen, "calls_by_outcome": dict(s.by_outcome),
             "calls_by_code": dict(s.by_code), "calls_by_worker": dict(s.by_worker),
             "license_rejections": s.by_outcome.get("403", 0),
             "setup_seconds": s.setup_percentiles(),

@@ -2,8 +2,9 @@
 
 ``CallSink.add(records)`` appends them to ``calls.jsonl`` (when a path is given),
 keeps the tallies the summary needs, and calls each subscriber with the batch
-(``subscribe(fn)``: the Prometheus exporter and the fault controller use this). A
-subscriber that raises is logged and kept; it never breaks the sink.
+(``subscribe(fn)``: the Prometheus exporter and the fault controller use this), and
+passes answer events to ``subscribe_answers(fn)`` subscribers. A subscriber that
+raises is logged and kept; it never breaks the sink.
 """
 
 from __future__ import annotations
@@ -26,11 +27,21 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[k]
 
 
+def _notify(subs: list, batch: list[dict]) -> None:
+    for fn in list(subs):
+        try:
+            fn(batch)
+        except Exception:  # noqa: BLE001 - one bad subscriber must not stop the run
+            log.exception("call-record subscriber %r failed", fn)
+
+
 class CallSink:
     def __init__(self, path: str | None = None, mode: str = "a"):
         self.path = path
         self._file = open(path, mode, encoding="utf-8") if path else None
         self._subs: list[Callable[[list[dict]], None]] = []
+        self._answer_subs: list[Callable[[list[dict]], None]] = []
+        self.answers_seen = 0
         self._lock = threading.Lock()
         self.by_outcome: Counter = Counter()
         self.by_code: Counter = Counter()
@@ -43,6 +54,17 @@ class CallSink:
         self._subs.append(fn)
         return lambda: self._subs.remove(fn) if fn in self._subs else None
 
+    def subscribe_answers(self, fn: Callable[[list[dict]], None]) -> Callable[[], None]:
+        """Call ``fn(events)`` with answer events (the record at the answer, within
+        about a second of it); each call's full record still follows via subscribe()."""
+        self._answer_subs.append(fn)
+        return lambda: self._answer_subs.remove(fn) if fn in self._answer_subs else None
+
+    def add_answers(self, events: Iterable[dict]) -> None:
+        batch = list(events)
+        self.answers_seen += len(batch)
+        _notify(self._answer_subs, batch)
+
     def add(self, records: Iterable[dict]) -> None:
         batch = list(records)
         if not batch:
@@ -54,11 +76,7 @@ class CallSink:
                     self._file.write(json.dumps(r, separators=(",", ":")) + "\n")
             if self._file:
                 self._file.flush()
-        for fn in list(self._subs):
-            try:
-                fn(batch)
-            except Exception:  # noqa: BLE001 - one bad subscriber must not stop the run
-                log.exception("call-record subscriber %r failed", fn)
+        _notify(self._subs, batch)
 
     def _tally(self, r: dict) -> None:
         self.total += 1

@@ -111,14 +111,18 @@ class Engine:
     """One PJSUA2 Endpoint and its calls. Use as a context manager; not thread-safe
     except for the callbacks it installs. ``wake`` is called from the native thread
     whenever ``service()`` has work; ``on_record`` gets each finished call's record
-    (a dict, CONTRACTS.md 6) from ``service()``.
+    (a dict, CONTRACTS.md 6) from ``service()``, and ``on_answer`` (if given) a copy
+    of the record as it stood when the call was answered, as soon as it was.
     """
 
     def __init__(self, config: EngineConfig, on_record: Callable[[dict], None],
-                 wake: Callable[[], None] = lambda: None):
+                 wake: Callable[[], None] = lambda: None,
+                 on_answer: Callable[[dict], None] | None = None):
         self.config, self.on_record, self.wake = config, on_record, wake
+        self.on_answer = on_answer
         self._calls: dict[str, _CallState] = {}
         self._finished: queue.SimpleQueue = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._ep = None
         self._acc = None
@@ -312,6 +316,8 @@ class Engine:
             if st.hangup_at is not None and now >= st.hangup_at and not st.done:
                 st.hangup_at = None
                 self._hangup(st)
+        while self.on_answer is not None and not self._answers.empty():
+            self.on_answer(self._answers.get_nowait())
         emitted, later = 0, []
         while True:
             try:
@@ -384,9 +390,11 @@ class Engine:
         elif state in (pj.PJSIP_INV_STATE_CONNECTING, pj.PJSIP_INV_STATE_CONFIRMED) \
                 and rec.answered_at is None:
             rec.answered_at = now
-            rec.finish(200, info.lastReason, now, now)
+            rec.finish(info.lastStatusCode or 200, info.lastReason, now, now)
             rec.trunk = twin_trunk(whole_msg) or rec.trunk
             st.hangup_at = now + st.spec.hold
+            if self.on_answer is not None:
+                self._answers.put(rec.to_dict())     # snapshot now, sent by service()
             self.wake()
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._on_disconnected(st, info, whole_msg, now)

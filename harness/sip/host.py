@@ -43,7 +43,8 @@ def serve(sock: socket.socket, config: dict) -> int:
         except OSError:
             pass   # the client is gone (EOF follows); records of a dead client are moot
 
-    engine = Engine(cfg, lambda rec: send({"ev": "record", "record": rec}), wake)
+    engine = Engine(cfg, lambda rec: send({"ev": "record", "record": rec}), wake,
+                    on_answer=lambda rec: send({"ev": "answer", "record": rec}))
     try:
         engine.start()
     except SipError as exc:

@@ -69,6 +69,8 @@ class EnginePool:
         # Records of calls whose caller stopped waiting (user killed at test stop):
         # the call is hung up and its record handed here instead of being lost.
         self.on_orphan = None
+        # Answer events: the record as it stood at the answer, as soon as it came.
+        self.on_answer = None
         self.worker = worker_id()
 
     def __enter__(self) -> "EnginePool":
@@ -260,6 +262,11 @@ class EnginePool:
             res = proc.in_flight.get(rec["call_id"])
             if res is not None:
                 res.set(rec)
+        elif ev == "answer":
+            if self.on_answer is not None:
+                rec = msg["record"]
+                rec["engine_pid"], rec["worker"] = proc.pid, self.worker
+                self.on_answer(rec)
         elif ev == "rejected":
             res = proc.in_flight.get(msg["call_id"])
             if res is not None:

@@ -2,6 +2,7 @@
 
 client -> engine: {"op": "call", "spec": {...CallSpec...}} | {"op": "quit"}
 engine -> client: {"ev": "ready", "pid", "sip_port", "capacity"}
+                  {"ev": "answer", "record": {...as at the answer...}}
                   {"ev": "record", "record": {...CONTRACTS.md 6...}}
                   {"ev": "rejected", "call_id", "message", "retryable"}
                   {"ev": "error", "message"}   (startup failed; the process exits)

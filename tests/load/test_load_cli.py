@@ -49,6 +49,7 @@ def test_master_and_two_workers_report_the_sum_of_both(sipp_bin, tmp_path):
     assert len(load["calls_by_worker"]) == 2                       # both workers placed calls
     assert sum(load["calls_by_worker"].values()) == load["calls_total"] == len(calls)
     assert load["locust"]["requests"] == load["calls_total"]       # Locust's own stats agree
+    assert load["answer_events"] == load["calls_by_outcome"]["answered"]
     assert summary["calls_by_code"] == {"200": len(calls)} and summary["verdict"] == "held"
     assert {c["tag"] for c in calls} == {"sum-test"}
     assert len(tagged_call_ids(log, "sum-test")) == len(calls)      # each call on the wire, tagged

@@ -39,6 +39,10 @@ def test_sink_writes_jsonl_tallies_and_feeds_subscribers(tmp_path):
     assert sink.by_code == {"200": 2, "403": 1}
     assert sink.by_worker == {"h:1": 2, "h:2": 1}
     assert sink.setup_percentiles()["max"] == 0.03
+    answered = []
+    sink.subscribe_answers(answered.append)
+    sink.add_answers([rec(4)])
+    assert answered == [[rec(4)]] and sink.answers_seen == 1 and sink.total == 3
 
 
 def test_percentile_nearest_rank():
@@ -116,13 +120,16 @@ def test_batcher_delivers_each_record_once_and_keeps_failed_batches():
             raise OSError("master gone")
         got.extend(batch)
 
-    b = RecordBatcher(None, deliver)
+    answers = []
+    b = RecordBatcher(None, deliver, answers.extend)
     b.add(rec(1))
-    b.flush()                 # fails: kept
+    b.add_answer(rec(1))
+    b.flush()                 # records fail: kept; the answer goes its own way
     b.add(rec(2))
     b.flush()
     b.flush()
     assert [r["call_id"] for r in got] == ["c1", "c2"]
+    assert [r["call_id"] for r in answers] == ["c1"]
 
 
 def test_api_client_tags_authenticates_and_honours_429():

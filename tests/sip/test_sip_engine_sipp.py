@@ -29,8 +29,16 @@ def call(pool, uri, **kw):
 
 
 def test_answered_call_has_ordered_timestamps_and_tag_on_the_wire(pool, sipp_bin, tmp_path):
-    with sipp_uas(sipp_bin, tmp_path) as (uri, log):
-        rec = call(pool, uri, tag="run-42", hold=0.3)
+    answers = []
+    pool.on_answer = answers.append
+    try:
+        with sipp_uas(sipp_bin, tmp_path) as (uri, log):
+            rec = call(pool, uri, tag="run-42", hold=0.3)
+    finally:
+        pool.on_answer = None
+    # the answer event came at the answer, with the record as it stood then
+    assert [(a["call_id"], a["answered_at"], a["bye_at"]) for a in answers] == \
+        [(rec["call_id"], rec["answered_at"], None)]
     assert (rec["outcome"], rec["code"]) == ("answered", 200)
     assert rec["invite_at"] < rec["first_18x_at"] <= rec["answered_at"] < rec["bye_at"] <= rec["ended_at"]
     assert rec["setup_seconds"] == pytest.approx(rec["answered_at"] - rec["invite_at"], abs=1e-6)
