@@ -7,12 +7,6 @@ a silent skip would hide a broken install step.
 
 from __future__ import annotations
 
-# Locust monkey-patches gevent when it is imported. Tests that run a Locust master in
-# the pytest process would import it mid-session, after other tests left greenlets on
-# the hub, and patching then can deadlock on an import lock. Patch once, first, as
-# every ccharness process that runs a master does.
-import locust  # noqa: F401  (imported for its monkey-patching)
-
 import os
 import shutil
 import socket
