@@ -39,12 +39,38 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_TAG_HEADER = "X-Chaos-Test"
 PJ_ETOOMANY = 70010
 RTP_WINDOW = 1000   # RTP/RTCP ports per process: 4 calls plus sockets in PJSIP's delayed close
+# PJSIP's select() ioqueue has 64 handles and frees a closed socket only ~500 ms later;
+# each call holds 2 (RTP, RTCP). A burst of ~30 call starts aborts the process
+# (pj_ioqueue_register_sock2 assertion, DESIGN.md), so starts are admitted by rate too:
+# at most 20 in any 1 s window keeps every call's sockets, closed ones included, under 48.
+MAX_STARTS = 20
+START_WINDOW = 1.0
 
 
 class CapacityError(SipError):
-    """place() was asked for more calls than the process can hold."""
+    """place() was asked for more calls than the process can hold, or faster."""
 
     retryable = True
+
+
+class RateGate:
+    """Sliding-window admission: at most ``limit`` starts in any ``window`` seconds.
+    Pure (the caller passes the clock), so it is testable without PJSIP."""
+
+    def __init__(self, limit: int = MAX_STARTS, window: float = START_WINDOW):
+        if limit < 1 or window <= 0:
+            raise ValueError("a rate gate needs limit >= 1 and window > 0")
+        self.limit, self.window = limit, window
+        self._starts: list[float] = []
+
+    def admit(self, now: float) -> bool:
+        """Record a start at ``now`` and return True, or return False (nothing recorded)."""
+        cutoff = now - self.window
+        self._starts = [t for t in self._starts if t > cutoff]
+        if len(self._starts) >= self.limit:
+            return False
+        self._starts.append(now)
+        return True
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,7 @@ class Engine:
         self._deferred: list[CallSpec] = []
         self._graveyard: list = []
         self._tries: dict[str, int] = {}
+        self._gate = RateGate()
 
     # -- lifecycle ------------------------------------------------------------
     def __enter__(self) -> "Engine":
@@ -247,11 +274,16 @@ class Engine:
         return CAPACITY - len(self._calls)
 
     def place(self, spec: CallSpec) -> None:
-        """Send an INVITE for ``spec``. Raises CapacityError when full, SipError when
+        """Send an INVITE for ``spec``. Raises CapacityError when full or when calls come
+        faster than ``MAX_STARTS`` per ``START_WINDOW`` (RateGate), SipError when
         the target is malformed or PJSIP refuses; the record comes via ``service()``."""
         target = parse_target(spec.target)
         if self.free - len(self._deferred) <= 0:
             raise CapacityError(f"engine holds {CAPACITY} calls already (PJSUA2 per-process cap)")
+        # A deferred retry (PJ_ETOOMANY) was admitted when first placed.
+        if spec.call_id not in self._tries and not self._gate.admit(time.time()):
+            raise CapacityError(f"engine refused a call: {MAX_STARTS} started in the last "
+                                f"{START_WINDOW:g} s already (PJSIP ioqueue limit)")
         pj = _pj()
         record = CallRecord(call_id=spec.call_id, tag=spec.tag, target=target.uri,
                             entry_trunk=spec.entry_trunk)

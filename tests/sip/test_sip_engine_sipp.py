@@ -122,3 +122,31 @@ def test_sip_port_in_use_is_a_clear_error():
         with pytest.raises(SipError, match=f"SIP port {port} .* already in use"):
             with EnginePool(1, EngineConfig(sip_port=port)):
                 pass
+
+
+def test_engine_refuses_calls_faster_than_its_ioqueue_takes_instead_of_aborting(sipp_bin, tmp_path):
+    """Four greenlets redialling a UAS that answers 488 at once, unpaced: the engine must
+    admit at most MAX_STARTS per START_WINDOW and refuse the rest, not abort in PJSIP's
+    ioqueue (`pj_ioqueue_register_sock2`, ~30 starts in a burst without the gate)."""
+    from harness.sip.engine import MAX_STARTS, START_WINDOW
+    records, refusals, seconds = [], [], 2.0
+    with EnginePool(1) as one, sipp_uas(sipp_bin, tmp_path, "488") as (uri, _log):
+        end = gevent.get_hub().loop.now() + seconds
+
+        def redial():
+            while gevent.get_hub().loop.now() < end:
+                try:
+                    records.append(call(one, uri))
+                except SipError as exc:
+                    refusals.append(exc.message)
+                    gevent.sleep(0.005)
+
+        gevent.joinall([gevent.spawn(redial) for _ in range(4)], raise_error=True)
+        alive = [p.alive for p in one._procs]
+        gevent.sleep(START_WINDOW)                          # the window empties ...
+        rec = call(one, uri) if all(alive) else None       # ... and the engine still serves
+    assert alive == [True]
+    assert rec is not None and rec["outcome"] == "488"
+    assert {r["outcome"] for r in records} == {"488"}
+    assert len(records) <= MAX_STARTS * (seconds / START_WINDOW + 1)
+    assert refusals and all("ioqueue limit" in m for m in refusals)

@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import ConfigError, SipError
 from harness.sip import wire
-from harness.sip.engine import CallSpec, EngineConfig, twin_trunk
+from harness.sip.engine import CallSpec, EngineConfig, RateGate, twin_trunk
 from harness.sip.outcome import CallRecord, classify
 from harness.sip.profiles import codec_ids, parse_hold
 from harness.sip.uri import parse_target
@@ -92,3 +92,18 @@ def test_wire_roundtrip_and_partial_lines():
     data = wire.encode({"op": "quit"}) + wire.encode({"ev": "x"})
     assert buf.feed(data[:5]) == []
     assert buf.feed(data[5:]) == [{"op": "quit"}, {"ev": "x"}]
+
+
+def test_rate_gate_admits_at_most_limit_per_sliding_window():
+    gate = RateGate(limit=3, window=1.0)
+    assert [gate.admit(t) for t in (0.0, 0.1, 0.2, 0.3, 0.9)] == [True, True, True, False, False]
+    assert gate.admit(1.05) is True          # the start at 0.0 left the window
+    assert gate.admit(1.06) is False         # 0.1, 0.2, 1.05 still in it
+    assert [gate.admit(t) for t in (3.0, 3.0, 3.0, 3.0)] == [True, True, True, False]
+
+
+def test_rate_gate_refuses_nonsense_bounds():
+    with pytest.raises(ValueError):
+        RateGate(limit=0)
+    with pytest.raises(ValueError):
+        RateGate(window=0)
