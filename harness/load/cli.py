@@ -42,6 +42,8 @@ def configure_parser(p) -> None:
                    help="stop placing calls after this many (split across workers)")
     p.add_argument("--endpoints-file", default="", help="twin endpoints JSON (trunk ids)")
     p.add_argument("--master-port", type=int, default=0, help="Locust master port on 127.0.0.1")
+    p.add_argument("--min-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between one caller's call starts, at least (default 1)")
     p.add_argument("--spawn-rate", type=float, default=None, help="callers started per second")
 
 
@@ -59,7 +61,8 @@ def run(args) -> int:
                           dtmf=args.dtmf, dtmf_method=args.dtmf_method,
                           ring_timeout=args.ring_timeout, retry=args.retry,
                           spawn_rate=args.spawn_rate, endpoints_file=args.endpoints_file,
-                          master_port=args.master_port, max_calls=args.max_calls)
+                          master_port=args.master_port, max_calls=args.max_calls,
+                          min_interval=args.min_interval)
     logging.getLogger("locust").setLevel(logging.WARNING)
     with session:
         print(f"load: {args.concurrent} calls to {', '.join(targets)} for {args.duration:g} s, "

@@ -19,7 +19,9 @@ calls per process). Every record reaches ``self.sink`` (a CallSink: calls.jsonl 
 record as it stood at the answer, within ~1 s of it) reach ``on_answers`` and
 ``sink.subscribe_answers(fn)``, so MTTR watchers need not wait for the hold. ``api`` (dict:
 base_url, token_url, client_id, client_secret, platform, trunk_id, queue_id, users)
-adds that many ApiUsers. Leaving the ``with`` block (normally, on an exception or
+adds that many ApiUsers. ``min_interval`` paces each caller: it starts a call at most
+every that many seconds (default 1 s), so the whole load starts at most
+``concurrent / min_interval`` calls a second however fast the far end refuses. Leaving the ``with`` block (normally, on an exception or
 after SIGTERM) stops the run and reaps every child: workers, then their engines.
 Bad input raises ConfigError/SipError before any process starts.
 """
@@ -72,7 +74,8 @@ class LoadSession:
                  ring_timeout: float = 60.0,
                  retry: bool = False, spawn_rate: float | None = None,
                  endpoints_file: str = "", master_port: int = 0, media: str = "null",
-                 max_calls: int | None = None, on_answers=None):
+                 max_calls: int | None = None, on_answers=None,
+                 min_interval: float = settings.DEFAULT_MIN_INTERVAL):
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         for t in self.targets:
             parse_target(t)
@@ -93,6 +96,7 @@ class LoadSession:
         self.master_port = master_port
         self._argv = self._locust_argv(codecs, hold, tag_header, dtmf, ring_timeout, retry,
                                        endpoints_file, media) + ["--sip-dtmf-method", dtmf_method]
+        self._argv += ["--sip-min-interval", repr(float(min_interval))]
         if max_calls:
             # --sip-max-calls bounds each worker; split the total between them.
             self._argv += ["--sip-max-calls", str(math.ceil(max_calls / self.workers))]

@@ -16,6 +16,12 @@ from harness.sip.engine import DEFAULT_TAG_HEADER
 from harness.sip.profiles import HoldDistribution, codec_ids, parse_hold
 from harness.sip.uri import parse_target
 
+# Pacing: a caller starts a call at most every DEFAULT_MIN_INTERVAL seconds, so a 488 or
+# 503 answered in a millisecond cannot make it redial at ~1,500 calls/s (one engine
+# process takes ~60 new calls/s, DESIGN.md). MIN_INTERVAL_FLOOR bounds what may be asked.
+DEFAULT_MIN_INTERVAL = 1.0
+MIN_INTERVAL_FLOOR = 0.05
+
 
 def add_arguments(parser) -> None:
     # Locust's own parser (not argument groups) so that is_secret reaches its web UI.
@@ -34,6 +40,9 @@ def add_arguments(parser) -> None:
                    help="CANCEL a call not answered after this many seconds")
     g.add_argument("--sip-retry", action="store_true",
                    help="on 503/408, retry on the next --sip-target (RFC 3263 style)")
+    g.add_argument("--sip-min-interval", type=float, default=DEFAULT_MIN_INTERVAL,
+                   help="seconds between one caller's call starts, at least (default "
+                   f"{DEFAULT_MIN_INTERVAL:g}; bounds redialling after fast failures)")
     g.add_argument("--sip-max-calls", type=int, default=1_000_000,
                    help="bound on calls per worker process")
     g.add_argument("--sip-endpoints-file", default="",
@@ -65,6 +74,7 @@ class LoadSettings:
     ring_timeout: float
     retry: bool
     max_calls: int
+    min_interval: float
     entry_trunks: dict
     media: str
 
@@ -81,11 +91,15 @@ class LoadSettings:
             raise ConfigError(f"bad tag header name {ns.sip_tag_header!r}", key="sip-tag-header")
         if ns.sip_ring_timeout <= 0:
             raise ConfigError("ring timeout must be positive", key="sip-ring-timeout")
+        if not ns.sip_min_interval >= MIN_INTERVAL_FLOOR:
+            raise ConfigError(f"minimum interval between a caller's calls must be at least "
+                              f"{MIN_INTERVAL_FLOOR:g} s, got {ns.sip_min_interval:g}",
+                              key="sip-min-interval")
         return cls(targets=targets, codecs=codec_ids(ns.sip_codecs), hold=parse_hold(ns.sip_hold),
                    tag=ns.sip_tag or "untagged", tag_header=header, dtmf=ns.sip_dtmf or "",
                    dtmf_method=ns.sip_dtmf_method,
                    ring_timeout=float(ns.sip_ring_timeout), retry=bool(ns.sip_retry),
-                   max_calls=int(ns.sip_max_calls),
+                   max_calls=int(ns.sip_max_calls), min_interval=float(ns.sip_min_interval),
                    entry_trunks=entry_trunks(ns.sip_endpoints_file), media=ns.sip_media)
 
 

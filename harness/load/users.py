@@ -1,7 +1,8 @@
 """Locust users: SipCaller (tagged PJSUA2 calls) and ApiUser (tagged REST reads).
 
 One SipCaller holds at most one call at a time, so ``-u N`` users mean N
-concurrent calls; the worker's engine pool grows to fit its users (4 calls per
+concurrent calls, and starts one at most every ``--sip-min-interval`` seconds
+(pacing: a fast 488/503 must not turn a user into a redial loop); the worker's engine pool grows to fit its users (4 calls per
 engine process). Each call is reported with ``environment.events.request``
 (reporting.fire_call) and its record goes to the master in batches.
 """
@@ -9,6 +10,7 @@ engine process). Each call is reported with ``environment.events.request``
 from __future__ import annotations
 
 import logging
+import time
 
 import gevent
 from locust import User, constant, task
@@ -23,9 +25,16 @@ RETRY_OUTCOMES = ("503", "408")   # carrier practice: try the next trunk (RFC 32
 
 
 class SipCaller(User):
-    """Places calls back to back: INVITE, ring, answer, hold, optional DTMF, BYE."""
+    """Places calls back to back, paced: INVITE, ring, answer, hold, optional DTMF, BYE;
+    the next call starts no sooner than ``min_interval`` after this one started."""
 
-    wait_time = constant(0)
+    _last_start = None
+
+    def wait_time(self) -> float:
+        """Locust's pause between tasks: the rest of the pacing interval, if any."""
+        if self._last_start is None:
+            return 0.0
+        return max(0.0, self.settings.min_interval - (time.monotonic() - self._last_start))
 
     def on_start(self) -> None:
         self.ctx = self.environment.ccharness
@@ -42,6 +51,8 @@ class SipCaller(User):
         if self.ctx.started >= s.max_calls:
             gevent.sleep(1.0)     # bounded: this worker placed its share
             return
+        # One paced cycle; failover retries inside it are bounded by len(targets).
+        self._last_start = time.monotonic()
         for attempt, target in enumerate(s.targets):
             record = self._one_call(target)
             if record is None:

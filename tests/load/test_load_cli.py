@@ -174,3 +174,23 @@ def test_sigterm_stops_the_run_writes_the_summary_and_reaps_everything(sipp_bin,
     assert (out / "summary.json").exists()
     assert [p for p in family if psutil.pid_exists(p) and
             psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+
+
+@pytest.mark.slow
+def test_fast_refusals_are_paced_and_no_engine_dies(sipp_bin, tmp_path):
+    """A UAS answering 488 within a millisecond: unpaced, each caller redialled at
+    ~1,500 calls/s and PJSIP aborted the engines (`pj_ioqueue_register_sock2`). Paced,
+    C callers for N seconds start at most about C * (N / min_interval + 1) calls."""
+    out, users, seconds, interval = tmp_path / "run", 4, 4.0, 0.5
+    with sipp_uas(sipp_bin, tmp_path, "488") as (uri, _log):
+        r = run(CCHARNESS + ["--target", uri, "--concurrent", str(users), "--hold", "1",
+                             "--duration", f"{seconds:g}", "--workers", "1",
+                             "--min-interval", f"{interval:g}", "--out", str(out)])
+    assert r.returncode == 1, r.stderr             # nothing answered: "broken", not a crash
+    load = json.loads((out / "summary.json").read_text())["load"]
+    assert load["calls_by_outcome"] == {"488": load["calls_total"]}
+    assert users <= load["calls_total"] <= users * (seconds / interval + 1) + users
+    worker_log = (out / "worker-0.log").read_text(errors="replace")
+    assert "pj_ioqueue_register_sock2" not in worker_log
+    assert "went away" not in worker_log and "exited mid-call" not in worker_log
+    assert "INVITE error" not in json.dumps(load["locust"]["by_name"])   # no engine refusal

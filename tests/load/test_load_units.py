@@ -68,12 +68,18 @@ def test_settings_validate_into_typed_object(tmp_path):
     assert s.targets == ("sip:chaos@127.0.0.1:5070", "sip:b@127.0.0.1:5071")
     assert s.codecs == ("G722/16000/1",) and s.retry and s.hold.kind == "uniform"
     assert s.entry_trunks == {"sip:chaos@127.0.0.1:5070": "T1"}
+    assert s.min_interval == 1.0                   # callers are paced unless told otherwise
+    fast = LoadSettings.from_options(options("--sip-target", "sip:x@127.0.0.1",
+                                             "--sip-min-interval", "0.2"))
+    assert fast.min_interval == 0.2
 
 
 @pytest.mark.parametrize("argv,err", [
     ((), ConfigError), (("--sip-target", "sip:x@10.1.1.1"), SipError),
     (("--sip-target", "sip:x@127.0.0.1", "--sip-hold", "soon"), ConfigError),
     (("--sip-target", "sip:x@127.0.0.1", "--sip-tag-header", "X Bad"), ConfigError),
+    (("--sip-target", "sip:x@127.0.0.1", "--sip-min-interval", "0"), ConfigError),
+    (("--sip-target", "sip:x@127.0.0.1", "--sip-min-interval", "nan"), ConfigError),
 ])
 def test_settings_refuse_bad_input(argv, err):
     with pytest.raises(err):
