@@ -64,13 +64,46 @@ def sip_target(exp, plan, endpoints: dict | None) -> str:
                       "load runs need the twin's endpoints file")
 
 
-def open_load(exp, plan, conn, run_dir: Path, workers: int = 2) -> LoadLink:
+def api_users(exp, plan, conn, endpoints: dict | None) -> dict | None:
+    """LoadSession's ``api`` dict for ``load.api_users`` ApiUsers, or None for none.
+
+    They read the entry trunk and its queue (the endpoints file's ``queue_id``, else
+    the experiment's convergence queue) on the experiment's platform API with the
+    run's own client credentials; the secret goes to the workers in the spawn
+    message, never on a command line (LoadSession)."""
+    users = int(exp.load.api_users or 0)
+    if users <= 0:
+        return None
+    trunk_id = plan.entry_trunk_id or ""
+    queue_id = next((t.get("queue_id") for t in (endpoints or {}).get("trunks", [])
+                     if t.get("id") == trunk_id), None) or plan.queue_id or ""
+    creds = conn.credentials()
+    return {"base_url": conn.base_url, "token_url": conn.token_url,
+            "client_id": creds.client_id, "client_secret": creds.client_secret,
+            "platform": conn.api, "trunk_id": trunk_id, "queue_id": queue_id, "users": users}
+
+
+def min_interval(load) -> float:
+    """Each caller's pacing: ``rate_per_second`` spread over the callers, else the
+    default (1 s); never below the load side's floor."""
+    from harness.load.settings import DEFAULT_MIN_INTERVAL, MIN_INTERVAL_FLOOR
+    if load.rate_per_s:
+        return max(MIN_INTERVAL_FLOOR, load.concurrent / load.rate_per_s)
+    return DEFAULT_MIN_INTERVAL
+
+
+def session_kwargs(exp, plan, conn, run_dir: Path, workers: int = 2) -> dict:
+    """LoadSession's arguments for an experiment (pure but for reading files)."""
     from harness.platforms.credentials import read_endpoints
-    LoadSession = session_class()
     endpoints = read_endpoints(conn.endpoints_file) if conn.endpoints_file else None
     load = exp.load
-    session = LoadSession([sip_target(exp, plan, endpoints)], concurrent=load.concurrent,
-                          hold=f"fixed:{load.hold_s:g}", duration=load.duration_s, tag=load.tag,
-                          workers=workers, out_dir=str(run_dir / "load"),
-                          endpoints_file=conn.endpoints_file or "")
-    return LoadLink(session)
+    return {"targets": [sip_target(exp, plan, endpoints)], "concurrent": load.concurrent,
+            "hold": f"fixed:{load.hold_s:g}", "duration": load.duration_s, "tag": load.tag,
+            "workers": workers, "out_dir": str(run_dir / "load"),
+            "endpoints_file": conn.endpoints_file or "", "min_interval": min_interval(load),
+            "api": api_users(exp, plan, conn, endpoints)}
+
+
+def open_load(exp, plan, conn, run_dir: Path, workers: int = 2) -> LoadLink:
+    LoadSession = session_class()
+    return LoadLink(LoadSession(**session_kwargs(exp, plan, conn, run_dir, workers)))
