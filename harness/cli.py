@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not getattr(args, "verbose", False):
+        # One line per HTTP request or Locust worker heartbeat drowns the progress lines.
+        for noisy in ("httpx", "httpcore", "locust.runners", "locust.main"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -10,7 +10,6 @@ failed: the message names what is still changed and how to undo it).
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 import time
@@ -39,37 +38,78 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     exp = load_experiment(args.experiment)
     if exp.load and not args.dry_run:
         from harness.control.loadlink import session_class
         session_class()   # imports Locust first (gevent monkey-patching)
-    from harness.control.controller import EXIT_FOR_VERDICT, Controller
+    if args.dry_run:
+        return dry_run(exp, args.endpoints_file)
+    runs_dir = Path(args.runs_dir or exp.runs_dir or "runs")
+    refuse_unresolved(runs_dir, Path(args.out).parent if args.out else None)
+    run_dir = Path(args.out) if args.out else runs_dir / run_name(exp.name)
+    summary = execute(exp, args.endpoints_file, run_dir, metrics_port=args.metrics_port)
+    return report(summary, run_dir, exit_codes())
+
+
+def exit_codes() -> dict:
+    from harness.control.controller import EXIT_FOR_VERDICT
+    return EXIT_FOR_VERDICT
+
+
+def dry_run(exp, endpoints_file: str | None) -> int:
     from harness.control.plan import prepare, render_plan
     from harness.control.targets import Resolver
     from harness.platforms.adapter import open_adapter
     from harness.platforms.credentials import connection_for
-    runs_dir = Path(args.runs_dir or exp.runs_dir or "runs")
-    if not args.dry_run:
-        refuse_unresolved(runs_dir, Path(args.out).parent if args.out else None)
-    conn = connection_for(exp.platform, args.endpoints_file)
-    resolver = Resolver.from_endpoints(conn.endpoints_file)
+    conn = connection_for(exp.platform, endpoints_file)
     with open_adapter(conn) as adapter:
         start = time.time()
-        plan = prepare(exp, adapter, resolver, now=start)
-        method = adapter.endpoints["update_trunk"].method
-        if args.dry_run:
-            print(render_plan(plan, method, start))
-            print(f"dry run: {adapter.client.calls} read-only API call(s), no change made")
-            return 0
-        run_dir = Path(args.out) if args.out else runs_dir / run_name(exp.name)
+        plan = prepare(exp, adapter, Resolver.from_endpoints(conn.endpoints_file), now=start)
+        print(render_plan(plan, adapter.endpoints["update_trunk"].method, start))
+        print(f"dry run: {adapter.client.calls} read-only API call(s), no change made")
+    return 0
+
+
+def execute(exp, endpoints_file: str | None, run_dir: Path, *, metrics_port: int | None = None,
+            observers=None) -> dict:
+    """Run ``exp`` into ``run_dir`` and return its summary (the controller's, merged by
+    the report hook). ``observers`` (optional) gets ``on_journal(record)``,
+    ``on_event(event)``, ``on_records(records)`` and ``on_load(session)`` calls: the
+    demo's progress lines use them."""
+    from harness.control.controller import Controller
+    from harness.control.plan import prepare
+    from harness.control.targets import Resolver
+    from harness.platforms.adapter import open_adapter
+    from harness.platforms.credentials import connection_for
+    conn = connection_for(exp.platform, endpoints_file)
+    resolver = Resolver.from_endpoints(conn.endpoints_file)
+    with open_adapter(conn) as adapter, open_adapter(conn) as analytics_adapter:
+        plan = prepare(exp, adapter, resolver, now=time.time())
         load = make_load(exp, plan, conn, run_dir) if exp.load else None
-        metrics = metrics_session(run_dir, plan, load, args.metrics_port)
+        metrics = metrics_session(run_dir, plan, load, metrics_port, resolver)
+        queues = sorted({q for q in (plan.queue_id, plan.recovery_queue_id) if q})
+        if metrics is not None and queues:
+            # Its own client: analytics polls must not eat the experiment's API budget.
+            metrics.watch_analytics(analytics_adapter.queue_realtime, queues)
+        if observers is not None and load is not None:
+            load.subscribe(observers.on_records)
+            observers.on_load(load.session)
         ctl = Controller(plan, adapter, run_dir, load=load, on_finish=finish_hook(metrics),
-                         on_journal=metrics.on_journal if metrics else None,
-                         on_event=metrics.on_event if metrics else None)
-        summary = ctl.run()
-    return report(summary, run_dir, EXIT_FOR_VERDICT)
+                         on_journal=_fan_out("on_journal", metrics, observers),
+                         on_event=_fan_out("on_event", metrics, observers))
+        return ctl.run()
+
+
+def _fan_out(name: str, *targets):
+    """One callback that calls ``name`` on every target that has it (None skipped)."""
+    fns = [getattr(t, name) for t in targets if t is not None and hasattr(t, name)]
+    if not fns:
+        return None
+
+    def call(item) -> None:
+        for fn in fns:
+            fn(item)
+    return call
 
 
 def refuse_unresolved(*dirs: Path | None) -> None:
@@ -89,13 +129,12 @@ def make_load(exp, plan, conn, run_dir: Path):
     return open_load(exp, plan, conn, run_dir)
 
 
-def metrics_session(run_dir: Path, plan, load, port: int | None):
-    """The metrics part's session (journal/event/record observers), when this build has it."""
-    try:
-        from harness.metrics.session import MetricsSession
-        session = MetricsSession(run_dir, trunks=list(plan.live), port=port)
-    except ImportError:
-        return None
+def metrics_session(run_dir: Path, plan, load, port: int | None, resolver=None):
+    """The metrics part's session (journal/event/record observers). Every trunk of the
+    topology is a label value, so calls carried by a failover target are not 'other'."""
+    from harness.metrics.session import MetricsSession
+    trunks = set(plan.live) | set(getattr(resolver, "trunks", {}).values())
+    session = MetricsSession(run_dir, trunks=sorted(trunks), port=port)
     if load is not None:
         load.subscribe(session.recorder)
     return session
@@ -118,9 +157,9 @@ def finish_hook(metrics=None):
     return finish
 
 
-def report(summary: dict, run_dir: Path, exit_for_verdict: dict) -> int:
+def report(summary: dict, run_dir: Path, exit_for_verdict: dict, prog: str = "ccharness run") -> int:
     verdict = summary["verdict"]
-    line = f"ccharness run: {verdict}"
+    line = f"{prog}: {verdict}"
     if summary.get("reason"):
         line += f" ({summary['reason']})"
     print(line + f"; run directory {run_dir}")

@@ -7,6 +7,8 @@ metrics/report hook may add or refine ``mttr``, ``report`` and the rest.
 
 from __future__ import annotations
 
+import json
+
 from collections import Counter
 
 from harness.control.hypothesis import worst_per_name
@@ -73,5 +75,9 @@ def _ground_truth(ctl, mttr_s):
         from harness.metrics.mttr import compare_ground_truth, ground_truth_mttr
     except Exception:  # informative only
         return {"mttr_s": None, "difference_s": None}
+    # The report recomputes the comparison from this file with the injection time the
+    # journal gives (a stepped fault is timed from its first step, as MTTR is).
+    from harness.metrics.recorder import write_atomic
+    write_atomic(ctl.run_dir / "ground_truth.json", json.dumps(truth, indent=1) + "\n")
     changed = ctl.plan.changed_trunks
     return compare_ground_truth(mttr_s, ground_truth_mttr(truth, changed[0] if changed else None))
