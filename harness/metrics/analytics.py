@@ -3,8 +3,9 @@
 The guide's Edge Case 2: analytics lag the raw events by 90-120 s, so an MTTR read from
 them is wrong. ccharness polls them anyway, during the run, to show the difference.
 Each poll becomes one line of ``analytics.jsonl`` in the run directory:
-``{"polled_at", "queueId", "answeredCalls", "offeredCalls", "asOf"}`` (epoch seconds),
-which ``harness.metrics.mttr.analytics_mttr`` reads.
+``{"polled_at", "queueId", "answeredCalls", "answeredViaFailover", "offeredCalls", "asOf"}``
+(epoch seconds; ``answeredViaFailover`` is the twin's count of answers through a failover
+path, None on real platforms), which ``harness.metrics.mttr.analytics_mttr`` reads.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ class LiveAnalyticsMttr:
     """The analytics-based MTTR while the run goes on, one poll at a time.
 
     The same rule as ``harness.metrics.mttr.analytics_mttr``: after the injection, the
-    first poll whose ``answeredCalls`` for the failover queue exceeds the figure whose data
-    predates the injection. The failover queue is learnt from the first answer through the
-    failover path (``failover_queue``), which may come before or after the rise.
+    first poll whose ``answeredViaFailover`` (``answeredCalls`` when the platform lacks it)
+    for the failover queue exceeds the figure whose data predates the injection. The
+    failover queue is learnt from the first answer through the failover path
+    (``failover_queue``), which may come before or after the rise.
     Pure: no I/O, no clock.
     """
 
     def __init__(self) -> None:
-        self._last: dict[str, float] = {}        # queue -> latest answeredCalls seen
+        self._last: dict[str, float] = {}        # queue -> latest figure seen
         self._at: float | None = None
         self._baseline: dict[str, float] = {}
         self._first_rise: dict[str, float] = {}  # queue -> first poll time above baseline
@@ -56,7 +58,7 @@ class LiveAnalyticsMttr:
 
     def poll(self, row: Mapping[str, Any]) -> float | None:
         """Feed one analytics.jsonl row; returns the figure once it is known."""
-        queue, answered, polled_at = row.get("queueId"), row.get("answeredCalls"), row.get("polled_at")
+        queue, answered, polled_at = row.get("queueId"), _figure(row), row.get("polled_at")
         if queue is None or answered is None or polled_at is None:
             return None
         answered, polled_at = float(answered), float(polled_at)
@@ -79,13 +81,22 @@ class LiveAnalyticsMttr:
         return None
 
 
+def _figure(row: Mapping[str, Any]) -> Any:
+    """The answers counted: through the failover path when the platform tells them apart."""
+    via = row.get("answeredViaFailover")
+    return row.get("answeredCalls") if via is None else via
+
+
 def poll_row(queue_id: str, figures: Mapping[str, Any], polled_at: float) -> dict[str, Any]:
     """One line of analytics.jsonl from ``PlatformAdapter.queue_realtime`` or a raw body."""
     answered = figures.get("answered", figures.get("answeredCalls"))
+    # The adapter keeps only the fields every platform has; the twin's extra one is in "raw".
+    via = figures.get("answeredViaFailover", (figures.get("raw") or {}).get("answeredViaFailover"))
     offered = figures.get("offered", figures.get("offeredCalls"))
     as_of = figures.get("as_of", figures.get("asOf"))
     return {"polled_at": polled_at, "queueId": queue_id, "answeredCalls": answered,
-            "offeredCalls": offered, "asOf": as_of if isinstance(as_of, (int, float)) else None}
+            "answeredViaFailover": via, "offeredCalls": offered,
+            "asOf": as_of if isinstance(as_of, (int, float)) else None}
 
 
 class AnalyticsPoller:

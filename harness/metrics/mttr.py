@@ -15,8 +15,9 @@ ccharness measures from raw events instead and shows the analytics figure beside
   events, a record answered on a trunk other than its entry trunk.
 - ``recover``: start of the first window, after a degraded one, whose answer ratio is
   back within the band around the baseline ratio (calls grouped by INVITE time).
-- ``analytics``: first analytics poll after the injection whose ``answeredCalls`` for
-  the failover queue exceeds the last pre-injection figure.
+- ``analytics``: first analytics poll after the injection whose ``answeredViaFailover``
+  (the twin's count of answers through a failover path; ``answeredCalls`` where the
+  platform lacks it) for the failover queue exceeds the last pre-injection figure.
 - ground truth: the twin's ``failovers[].firstAnswerAt`` minus the injecting change's
   ``requestedAt`` (CONTRACTS section 4).
 
@@ -212,34 +213,57 @@ def _baseline_ratio(windows: Mapping[int, tuple[int, int]], count: int) -> float
     return None if total == 0 else answered / total
 
 
+VIA_FAILOVER = "answeredViaFailover"
+ANSWERED_CALLS = "answeredCalls"
+
+
 def analytics_mttr(polls: Iterable[Mapping[str, Any]], injected_at: float,
                    queue_id: str | None = None) -> float | None:
     """Seconds from injection to the first analytics poll showing the failover queue's
-    ``answeredCalls`` above its pre-injection figure.
+    answers through the failover path above their pre-injection figure.
 
-    A poll is ``{"polled_at", "queueId", "answeredCalls", "asOf"}``. The pre-injection
-    figure is the largest one whose data predates the injection (``asOf`` when the
-    platform gives it, else ``polled_at``): a batched pipeline goes on publishing
-    pre-injection answers long after the injection, and they must not count.
+    A poll is ``{"polled_at", "queueId", "answeredCalls", "answeredViaFailover", "asOf"}``.
+    The figure counted is ``answeredViaFailover`` when the polls carry it (the twin), else
+    ``answeredCalls`` (real platforms): the latter also rises with answers still coming
+    through the primary path when both paths feed one queue, and then shows only the lag.
+    The pre-injection figure is the largest one whose data predates the injection
+    (``asOf`` when the platform gives it, else ``polled_at``): a batched pipeline goes on
+    publishing pre-injection answers long after the injection, and they must not count.
     """
-    before: float = 0.0
-    after: list[tuple[float, float]] = []
+    rises = {VIA_FAILOVER: _AnalyticsRise(injected_at), ANSWERED_CALLS: _AnalyticsRise(injected_at)}
     for poll in polls:
         if queue_id is not None and poll.get("queueId") != queue_id:
             continue
-        at, answered = poll.get("polled_at"), poll.get("answeredCalls")
-        if at is None or answered is None:
-            continue
+        for key, rise in rises.items():
+            rise.feed(poll, key)
+    key = VIA_FAILOVER if rises[VIA_FAILOVER].seen else ANSWERED_CALLS
+    return rises[key].first_rise()
+
+
+class _AnalyticsRise:
+    """One figure of the analytics polls: its pre-injection level and the polls after."""
+
+    def __init__(self, injected_at: float):
+        self.injected_at, self.before, self.seen = injected_at, 0.0, False
+        self.after: list[tuple[float, float]] = []
+
+    def feed(self, poll: Mapping[str, Any], key: str) -> None:
+        at, value = poll.get("polled_at"), poll.get(key)
+        if at is None or value is None:
+            return
+        self.seen = True
         as_of = poll.get("asOf")
         data_at = float(at) if as_of is None else float(as_of)
-        if data_at < injected_at:
-            before = max(before, float(answered))
-        if float(at) >= injected_at:
-            after.append((float(at), float(answered)))
-    for at, answered in sorted(after):
-        if answered > before:
-            return at - injected_at
-    return None
+        if data_at < self.injected_at:
+            self.before = max(self.before, float(value))
+        if float(at) >= self.injected_at:
+            self.after.append((float(at), float(value)))
+
+    def first_rise(self) -> float | None:
+        for at, value in sorted(self.after):
+            if value > self.before:
+                return at - self.injected_at
+        return None
 
 
 def ground_truth_mttr(truth: Mapping[str, Any], trunk_id: str | None = None,

@@ -130,12 +130,14 @@ class QueueState:
     busy: dict = field(default_factory=dict)      # agent id -> Call
     offered: int = 0
     answered: int = 0
+    answered_via_failover: int = 0   # answers of calls carried into this queue by a failover
     total_wait: float = 0.0
 
     def stats(self, now: float) -> dict:
         oldest = self.waiting[0].queued_at if self.waiting else now   # FIFO: first is oldest
         return {"waitTime": round(now - oldest, 3), "availableAgents": len(self.free),
-                "answeredCalls": self.answered, "offeredCalls": self.offered,
+                "answeredCalls": self.answered, "answeredViaFailover": self.answered_via_failover,
+                "offeredCalls": self.offered,
                 "avgWait": round(self.total_wait / self.answered, 3) if self.answered else 0.0,
                 "agentCount": len(self.free) + len(self.busy)}
 
@@ -617,6 +619,7 @@ class TwinModel:
         qs = self.queues[call.queue_id]
         call.state = "answered"
         qs.answered += 1
+        qs.answered_via_failover += call.via_failover
         call.leg.answer(call.codec, self._headers(call))
         now = self.clock.now()
         self._event("answer", call.platform, callId=call.call_id, tag=call.tag,
@@ -749,6 +752,8 @@ class TwinModel:
             keys = ("waitTime", "availableAgents", "answeredCalls", "offeredCalls", "asOf")
         else:
             keys = ("agentCount", "avgWait", "answeredCalls", "offeredCalls", "asOf")
+        # Twin-only: no real platform splits a queue's answers by path (CONTRACTS section 2).
+        keys += ("answeredViaFailover",)
         return {"queueId": queue_id, **{k: snap[k] for k in keys}}
 
     def schedules(self, queue_id: str | None, start: float, end: float) -> dict:

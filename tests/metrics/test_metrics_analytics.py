@@ -8,10 +8,18 @@ from harness.metrics.recorder import JsonlWriter, iter_jsonl
 
 
 def test_row_from_adapter_figures_and_from_raw_body():
-    adapter = {"waiting_s": 1, "agents": 2, "answered": 5, "offered": 6, "as_of": 10.0}
-    raw = {"queueId": "q", "answeredCalls": 5, "offeredCalls": 6, "asOf": 10.0}
+    raw = {"queueId": "q", "answeredCalls": 5, "answeredViaFailover": 2, "offeredCalls": 6,
+           "asOf": 10.0}
+    adapter = {"waiting_s": 1, "agents": 2, "answered": 5, "offered": 6, "as_of": 10.0,
+               "raw": raw}
     assert poll_row("q", adapter, 11.0) == poll_row("q", raw, 11.0) == {
-        "polled_at": 11.0, "queueId": "q", "answeredCalls": 5, "offeredCalls": 6, "asOf": 10.0}
+        "polled_at": 11.0, "queueId": "q", "answeredCalls": 5, "answeredViaFailover": 2,
+        "offeredCalls": 6, "asOf": 10.0}
+
+
+def test_row_of_a_platform_without_the_failover_count():
+    adapter = {"answered": 5, "offered": 6, "as_of": 10.0, "raw": {"answeredCalls": 5}}
+    assert poll_row("q", adapter, 11.0)["answeredViaFailover"] is None
 
 
 def test_failed_polls_are_skipped_not_raised(tmp_path):
@@ -67,3 +75,19 @@ def test_live_figure_when_the_queue_is_learnt_after_the_rise():
     assert live.poll({"queueId": "q", "answeredCalls": 6, "polled_at": 110.0, "asOf": 101.0}) is None
     assert live.failover_queue("q") == 10.0
     assert not live.pending
+
+
+def test_live_figure_counts_failover_answers_like_the_report():
+    from harness.metrics.analytics import LiveAnalyticsMttr
+    from harness.metrics.mttr import analytics_mttr
+    from test_metrics_mttr import T, demo_situation
+    _, polls = demo_situation(lag=10.0)
+    live = LiveAnalyticsMttr()
+    for row in polls:
+        if row["polled_at"] < T:
+            live.poll(row)
+    live.start(T)
+    live.failover_queue("q")
+    results = [live.poll(r) for r in polls if r["polled_at"] >= T]
+    assert [r for r in results if r is not None] == [35.0]
+    assert live.result == analytics_mttr(polls, T, "q")

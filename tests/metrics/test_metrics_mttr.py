@@ -106,6 +106,44 @@ def test_analytics_baseline_is_last_figure_before_injection():
     assert mttr.analytics_mttr(polls, T) == pytest.approx(10.0)
 
 
+def demo_situation(lag=10.0):
+    """The demo: both trunks feed one queue and the primary goes on answering part of the
+    calls during the fault; the first answer via failover comes at T+22.4. The analytics
+    batch ``lag`` s behind, polled every 5 s."""
+    answers = [(T + k, False) for k in range(-30, 61, 2)]        # primary, all along
+    answers += [(T + 22.4 + k, True) for k in range(0, 38, 2)]   # through the failover
+    events = [{"type": "answer", "timestamp": at, "queueId": "q", "viaFailover": via}
+              for at, via in answers]
+    polls = []
+    for k in range(-6, 13):
+        polled = T + 5 * k
+        as_of = polled - lag
+        polls.append({"polled_at": polled, "queueId": "q", "asOf": as_of,
+                      "answeredCalls": sum(1 for at, _ in answers if at <= as_of),
+                      "answeredViaFailover": sum(1 for at, via in answers if via and at <= as_of)})
+    return events, polls
+
+
+def test_analytics_figure_counts_failover_answers_so_it_trails_the_event_mttr():
+    events, polls = demo_situation(lag=10.0)
+    event_mttr = mttr.mttr_from_events(events, T)
+    assert event_mttr == pytest.approx(22.4)
+    figure = mttr.analytics_mttr(polls, T, queue_id="q")
+    assert figure == pytest.approx(35.0)        # first poll whose batch holds T+22.4
+    assert figure >= event_mttr + 10.0          # late by at least the lag
+
+
+def test_analytics_without_the_failover_count_falls_back_to_answered_calls():
+    # A real platform's body has no answeredViaFailover: the primary's own answers make
+    # answeredCalls rise one lag after the injection, before any failover answer (the
+    # demo's old, too small figure).
+    events, polls = demo_situation(lag=10.0)
+    for poll in polls:
+        del poll["answeredViaFailover"]
+    figure = mttr.analytics_mttr(polls, T, queue_id="q")
+    assert figure == pytest.approx(10.0) and figure < mttr.mttr_from_events(events, T)
+
+
 def test_ground_truth_is_first_answer_minus_change_request():
     truth = json.loads((FIX / "ground_truth.json").read_text())
     assert mttr.ground_truth_mttr(truth, trunk_id=P) == pytest.approx(21.45)

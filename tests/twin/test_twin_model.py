@@ -365,7 +365,25 @@ def test_analytics_lag_behind_answers(twin):
     assert seen["answeredCalls"] == 1
     assert twin.clock.now() - answer_at >= 90.0
     cx = twin.model.queue_realtime("cxone", twin.id("CQ"))
-    assert set(cx) == {"queueId", "agentCount", "avgWait", "answeredCalls", "offeredCalls", "asOf"}
+    assert set(cx) == {"queueId", "agentCount", "avgWait", "answeredCalls", "offeredCalls", "asOf",
+                       "answeredViaFailover"}
+
+
+def test_analytics_count_failover_answers_apart_and_as_late(twin):
+    twin.call("G1")
+    twin.advance(1.1)                   # answered on its entry trunk: not via failover
+    _fixed_propagation(twin, 17.0)
+    twin.patch("G1", {"status": "Inactive"})
+    twin.advance(20.1)                  # applied at 18.2, health check fails over at 20
+    assert twin.model.failover == {twin.id("G1"): twin.id("G2")}
+    twin.call("G1")
+    twin.advance(1.1)
+    assert [a["viaFailover"] for a in twin.of_type("answer")] == [False, True]
+    seen = twin.model.queue_realtime("genesys", twin.id("GQ"))
+    assert seen["answeredViaFailover"] == 0          # batched and lagged like answeredCalls
+    twin.advance(150.0)
+    seen = twin.model.queue_realtime("genesys", twin.id("GQ"))
+    assert (seen["answeredCalls"], seen["answeredViaFailover"]) == (2, 1)
 
 
 def test_time_scale_multiplies_platform_delays():

@@ -115,9 +115,11 @@ def test_injected_api_errors_spare_the_twin_admin_routes(api):
 
 def test_analytics_and_wfm_shapes(api):
     g = api.get(f"/api/v2/analytics/queues/{api.queue_id('GQ')}/realtime").json()
-    assert set(g) == {"queueId", "waitTime", "availableAgents", "answeredCalls", "offeredCalls", "asOf"}
+    assert set(g) == {"queueId", "waitTime", "availableAgents", "answeredCalls", "offeredCalls", "asOf",
+                      "answeredViaFailover"}
     c = api.get(f"/api/v2.0/analytics/queues/{api.queue_id('CQ')}/realtime").json()
-    assert set(c) == {"queueId", "agentCount", "avgWait", "answeredCalls", "offeredCalls", "asOf"}
+    assert set(c) == {"queueId", "agentCount", "avgWait", "answeredCalls", "offeredCalls", "asOf",
+                      "answeredViaFailover"}
     r = api.get("/api/v2/workforcemanagement/schedules",
                 params={"queueId": api.queue_id("GQ"), "from": "2026-01-01T00:00:00Z",
                         "to": "2026-01-01T02:00:00Z"})
