@@ -21,7 +21,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} is not installed (apt-get install -y sip-tester prometheus chromium)"
+    message = f"{name} is not installed (apt-get install -y sip-tester prometheus chromium docker-compose)"
     if IN_CI:
         pytest.fail(message + "; CI must have it", pytrace=False)
     pytest.skip(message)
