@@ -36,7 +36,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="which bundled experiment: Genesys trunk failover (default) or "
                              "CXone health-score failover")
     parser.add_argument("--fast", action="store_true",
-                        help=f"run the twin's delays at x{FAST_TIME_SCALE} (a run under a minute)")
+                        help=f"run the twin's delays (and the demo's own schedule) at x{FAST_TIME_SCALE}: "
+                             "a run of about a minute")
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="the twin's delay multiplier (default 1.0, or "
                              f"{FAST_TIME_SCALE} with --fast)")
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
     experiment = Path(args.experiment) if args.experiment else EXPERIMENTS / DEMO_EXPERIMENTS[args.platform]
     exp = load_experiment(str(experiment))
+    if time_scale < 1.0:
+        exp = scale_method(exp, time_scale)
     runs_dir = Path(args.runs_dir)
     run_dir = Path(args.out) if args.out else runs_dir / run_cli.run_name(f"demo-{args.platform}")
     run_cli.refuse_unresolved(runs_dir, run_dir.parent)
@@ -93,6 +96,25 @@ def run(args: argparse.Namespace) -> int:
             twin.stop()
     print_summary(summary, run_dir)
     return run_cli.report(summary, run_dir, run_cli.exit_codes(), prog="ccharness demo")
+
+
+MIN_PHASE_S = 5.0   # a baseline or hold shorter than this measures too few calls
+MIN_STEP_FACTOR = 0.25  # steps stay far enough apart to outlast the twin's propagation jitter
+
+
+def scale_method(exp, factor: float):
+    """The experiment with its own schedule (baseline, step times, hold) scaled like the
+    twin's delays, so a fast twin makes a fast demo. Baseline and hold keep at least
+    MIN_PHASE_S so the hypothesis still sees enough calls; steps are scaled no further
+    than MIN_STEP_FACTOR, so each keeps a window of its own; timeouts are left alone."""
+    import dataclasses
+
+    m = exp.method
+    method = dataclasses.replace(
+        m, baseline_s=max(MIN_PHASE_S, m.baseline_s * factor), hold_s=max(MIN_PHASE_S, m.hold_s * factor),
+        steps=tuple(dataclasses.replace(step, at_s=step.at_s * max(factor, MIN_STEP_FACTOR))
+                    for step in m.steps))
+    return dataclasses.replace(exp, method=method)
 
 
 class TwinProcess:
