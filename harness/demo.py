@@ -48,6 +48,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="where runs and journals live (default ./runs)")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, metavar="N",
                         help=f"live Prometheus exporter on 127.0.0.1:N (default {DEFAULT_METRICS_PORT}; 0 = off)")
+    parser.add_argument("--metrics-host", metavar="ADDR", default="127.0.0.1",
+                        help="address the metrics exporter binds (default 127.0.0.1)")
     parser.add_argument("--endpoints-file", metavar="PATH",
                         help="use a twin that is already running (its endpoints file) instead of "
                              "starting one")
@@ -85,11 +87,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ccharness demo: {exp.name} on the twin (time scale {time_scale:g}), "
               f"run directory {run_dir}", flush=True)
         if args.metrics_port:
-            print(f"ccharness demo: Prometheus metrics on http://127.0.0.1:{args.metrics_port}/metrics",
+            print(f"ccharness demo: Prometheus metrics on http://{args.metrics_host}:{args.metrics_port}/metrics",
                   flush=True)
         progress = Progress(time.time(), args.progress_every)
         summary = run_cli.execute(exp, endpoints_file, run_dir, metrics_port=args.metrics_port or None,
-                                  observers=progress)
+                                  metrics_host=args.metrics_host, observers=progress)
         progress.stop()
     finally:
         if twin is not None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from harness.control.journal import unresolved_journals
-from harness.errors import GuardError
+from harness.errors import ConfigError, GuardError
 from harness.experiment.loader import load_experiment
 
 # The rest (httpx and everything over it) is imported in run(): an experiment with load
@@ -32,9 +32,41 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints-file", metavar="PATH",
                         help="the twin's endpoints file (overrides platform.endpoints_file)")
     parser.add_argument("--metrics-port", type=int, metavar="N",
-                        help="serve live Prometheus metrics on 127.0.0.1:N during the run (default: off)")
+                        help="serve live Prometheus metrics on --metrics-host:N during the run (default: off)")
+    parser.add_argument("--metrics-host", metavar="ADDR", default="127.0.0.1",
+                        help="address the metrics exporter binds (default 127.0.0.1; e.g. 0.0.0.0 "
+                        "only in a real deployment, for a Prometheus in another container)")
     parser.add_argument("--runs-dir", metavar="DIR",
                         help="where runs and their journals live (default: the experiment's runs_dir or ./runs)")
+    add_load_options(parser)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """Where the Locust master listens and which workers it waits for; loopback by default."""
+    g = parser.add_argument_group("distributed load (real deployments)")
+    g.add_argument("--master-bind-host", metavar="ADDR", default=None,
+                   help="address the Locust master's worker port binds (default 127.0.0.1)")
+    g.add_argument("--master-port", type=int, metavar="N", default=None,
+                   help="the Locust master's worker port (default: a free port)")
+    g.add_argument("--expect-workers", type=int, metavar="N", default=None,
+                   help="external `locust --worker` processes to wait for (default 0)")
+    g.add_argument("--local-workers", type=int, metavar="N", default=None,
+                   help="local worker processes to spawn (default 2)")
+
+
+def load_options(args: argparse.Namespace) -> dict:
+    """open_load's deployment keywords from ``args`` (only those given), validated."""
+    opts = {"master_host": getattr(args, "master_bind_host", None),
+            "master_port": getattr(args, "master_port", None),
+            "expect_workers": getattr(args, "expect_workers", None),
+            "local_workers": getattr(args, "local_workers", None)}
+    port = opts["master_port"]
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"--master-port must be 1..65535, got {port}", key="master-port")
+    for key in ("expect_workers", "local_workers"):
+        if opts[key] is not None and opts[key] < 0:
+            raise ConfigError(f"--{key.replace('_', '-')} cannot be negative", key=key)
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     runs_dir = Path(args.runs_dir or exp.runs_dir or "runs")
     refuse_unresolved(runs_dir, Path(args.out).parent if args.out else None)
     run_dir = Path(args.out) if args.out else runs_dir / run_name(exp.name)
-    summary = execute(exp, args.endpoints_file, run_dir, metrics_port=args.metrics_port)
+    summary = execute(exp, args.endpoints_file, run_dir, metrics_port=args.metrics_port,
+                      metrics_host=args.metrics_host, load_options=load_options(args))
     return report(summary, run_dir, exit_codes())
 
 
@@ -71,9 +104,11 @@ def dry_run(exp, endpoints_file: str | None) -> int:
 
 
 def execute(exp, endpoints_file: str | None, run_dir: Path, *, metrics_port: int | None = None,
-            observers=None) -> dict:
+            observers=None, metrics_host: str = "127.0.0.1", load_options: dict | None = None) -> dict:
     """Run ``exp`` into ``run_dir`` and return its summary (the controller's, merged by
-    the report hook). ``observers`` (optional) gets ``on_journal(record)``,
+    the report hook). ``metrics_host`` is the exporter's bind address; ``load_options``
+    are open_load's deployment keywords (master_host, master_port, expect_workers,
+    local_workers; see ``load_options``). ``observers`` (optional) gets ``on_journal(record)``,
     ``on_event(event)``, ``on_records(records)`` and ``on_load(session)`` calls: the
     demo's progress lines use them."""
     from harness.control.controller import Controller
@@ -85,8 +120,8 @@ def execute(exp, endpoints_file: str | None, run_dir: Path, *, metrics_port: int
     resolver = Resolver.from_endpoints(conn.endpoints_file)
     with open_adapter(conn) as adapter, open_adapter(conn) as analytics_adapter:
         plan = prepare(exp, adapter, resolver, now=time.time())
-        load = make_load(exp, plan, conn, run_dir) if exp.load else None
-        metrics = metrics_session(run_dir, plan, load, metrics_port, resolver)
+        load = make_load(exp, plan, conn, run_dir, load_options) if exp.load else None
+        metrics = metrics_session(run_dir, plan, load, metrics_port, resolver, host=metrics_host)
         queues = sorted({q for q in (plan.queue_id, plan.recovery_queue_id) if q})
         if metrics is not None and queues:
             # Its own client: analytics polls must not eat the experiment's API budget.
@@ -124,17 +159,18 @@ def run_name(name: str) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{slug}"
 
 
-def make_load(exp, plan, conn, run_dir: Path):
+def make_load(exp, plan, conn, run_dir: Path, options: dict | None = None):
     from harness.control.loadlink import open_load
-    return open_load(exp, plan, conn, run_dir)
+    return open_load(exp, plan, conn, run_dir, **(options or {}))
 
 
-def metrics_session(run_dir: Path, plan, load, port: int | None, resolver=None):
+def metrics_session(run_dir: Path, plan, load, port: int | None, resolver=None,
+                    host: str = "127.0.0.1"):
     """The metrics part's session (journal/event/record observers). Every trunk of the
     topology is a label value, so calls carried by a failover target are not 'other'."""
     from harness.metrics.session import MetricsSession
     trunks = set(plan.live) | set(getattr(resolver, "trunks", {}).values())
-    session = MetricsSession(run_dir, trunks=sorted(trunks), port=port)
+    session = MetricsSession(run_dir, trunks=sorted(trunks), port=port, addr=host)
     if load is not None:
         load.subscribe(session.recorder)
     return session

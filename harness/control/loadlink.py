@@ -104,6 +104,27 @@ def session_kwargs(exp, plan, conn, run_dir: Path, workers: int = 2) -> dict:
             "api": api_users(exp, plan, conn, endpoints)}
 
 
-def open_load(exp, plan, conn, run_dir: Path, workers: int = 2) -> LoadLink:
+# LoadSession's deployment options (`ccharness run --master-bind-host ...`); all default
+# to loopback, a free port and local workers only.
+DEPLOY_KEYS = ("master_host", "master_port", "expect_workers", "local_workers")
+
+
+def deploy_kwargs(**options) -> dict:
+    """The deployment options that were given (None means: LoadSession's default)."""
+    unknown = set(options) - set(DEPLOY_KEYS)
+    if unknown:
+        raise TypeError(f"unknown load deployment option(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def open_load(exp, plan, conn, run_dir: Path, workers: int = 2, *, master_host: str | None = None,
+              master_port: int | None = None, expect_workers: int | None = None,
+              local_workers: int | None = None) -> LoadLink:
+    """A LoadLink for ``exp``. ``workers`` local worker processes, unless ``local_workers``
+    says otherwise; ``master_host``/``master_port``/``expect_workers`` are for a real
+    deployment with external workers (LoadSession); None keeps LoadSession's default."""
     LoadSession = session_class()
-    return LoadLink(LoadSession(**session_kwargs(exp, plan, conn, run_dir, workers)))
+    kwargs = session_kwargs(exp, plan, conn, run_dir, workers)
+    kwargs.update(deploy_kwargs(master_host=master_host, master_port=master_port,
+                                expect_workers=expect_workers, local_workers=local_workers))
+    return LoadLink(LoadSession(**kwargs))

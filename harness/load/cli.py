@@ -41,7 +41,13 @@ def configure_parser(p) -> None:
     p.add_argument("--max-calls", type=int, default=None,
                    help="stop placing calls after this many (split across workers)")
     p.add_argument("--endpoints-file", default="", help="twin endpoints JSON (trunk ids)")
-    p.add_argument("--master-port", type=int, default=0, help="Locust master port on 127.0.0.1")
+    p.add_argument("--master-port", type=int, default=0,
+                   help="Locust master port on --master-bind-host (default: a free port)")
+    p.add_argument("--master-bind-host", default="127.0.0.1", metavar="ADDR",
+                   help="address the Locust master's worker port binds (default 127.0.0.1; "
+                   "another only for external workers in a real deployment)")
+    p.add_argument("--expect-workers", type=int, default=0, metavar="N",
+                   help="external `locust --worker` processes to wait for, besides --workers")
     p.add_argument("--min-interval", type=float, default=1.0, metavar="S",
                    help="seconds between one caller's call starts, at least (default 1)")
     p.add_argument("--spawn-rate", type=float, default=None, help="callers started per second")
@@ -62,7 +68,8 @@ def run(args) -> int:
                           ring_timeout=args.ring_timeout, retry=args.retry,
                           spawn_rate=args.spawn_rate, endpoints_file=args.endpoints_file,
                           master_port=args.master_port, max_calls=args.max_calls,
-                          min_interval=args.min_interval)
+                          min_interval=args.min_interval, master_host=args.master_bind_host,
+                          expect_workers=args.expect_workers)
     logging.getLogger("locust").setLevel(logging.WARNING)
     with session:
         print(f"load: {args.concurrent} calls to {', '.join(targets)} for {args.duration:g} s, "

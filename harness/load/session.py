@@ -24,6 +24,15 @@ every that many seconds (default 1 s), so the whole load starts at most
 ``concurrent / min_interval`` calls a second however fast the far end refuses. Leaving the ``with`` block (normally, on an exception or
 after SIGTERM) stops the run and reaps every child: workers, then their engines.
 Bad input raises ConfigError/SipError before any process starts.
+
+Binding. The master's worker port binds ``master_host`` (default 127.0.0.1) on
+``master_port`` (default: a free port); no Locust web UI runs at all. For a real
+deployment (docker-compose.yml) give ``master_host="0.0.0.0"``, a fixed ``master_port``,
+``expect_workers=N`` (external ``locust -f locustfiles/sip_load.py --worker
+--master-host HOST --master-port PORT`` processes to wait for, up to
+``worker_timeout`` s) and ``local_workers=0`` (``workers`` is the older name of
+``local_workers``). ``allow_remote``/``sip_bind`` become ``--sip-allow-remote``/
+``--sip-bind`` for every worker (harness.load.settings): loopback unless asked.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import ipaddress
+
 import gevent
 import gevent.event
 import locust  # noqa: F401 - first: monkey-patches before anything imports ssl
@@ -52,7 +63,7 @@ from harness.load.sink import CallSink
 from harness.load.users import ApiUser, SipCaller
 from harness.sip.engine import CAPACITY
 from harness.sip.profiles import parse_hold
-from harness.sip.uri import parse_target
+from harness.sip.uri import parse_target, remote_allowed
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +86,23 @@ class LoadSession:
                  retry: bool = False, spawn_rate: float | None = None,
                  endpoints_file: str = "", master_port: int = 0, media: str = "null",
                  max_calls: int | None = None, on_answers=None,
-                 min_interval: float = settings.DEFAULT_MIN_INTERVAL):
+                 min_interval: float = settings.DEFAULT_MIN_INTERVAL,
+                 master_host: str = "127.0.0.1", expect_workers: int = 0,
+                 local_workers: int | None = None, worker_timeout: float = WORKER_CONNECT_TIMEOUT,
+                 allow_remote: bool | None = None, sip_bind: str = ""):
         self.targets = [targets] if isinstance(targets, str) else list(targets)
+        allow = remote_allowed(allow_remote)
         for t in self.targets:
-            parse_target(t)
+            parse_target(t, allow_remote=allow)
+        self.local_workers = int(workers if local_workers is None else local_workers)
+        self.expect_workers = int(expect_workers)
+        self.master_host = _bind_address(master_host)
+        self.worker_timeout = float(worker_timeout)
+        workers = self.local_workers + self.expect_workers
+        if self.local_workers < 0 or self.expect_workers < 0:
+            raise ConfigError("worker counts cannot be negative", key="workers")
         if concurrent < 1 or workers < 1:
-            raise ConfigError("need at least 1 concurrent call and 1 worker")
+            raise ConfigError("need at least 1 concurrent call and 1 worker (local or expected)")
         if concurrent > MAX_CONCURRENT:
             raise ConfigError(f"{concurrent} concurrent calls is more than this machine should "
                               f"run ({MAX_CONCURRENT}: one engine process per 4 calls)",
@@ -97,6 +119,10 @@ class LoadSession:
         self._argv = self._locust_argv(codecs, hold, tag_header, dtmf, ring_timeout, retry,
                                        endpoints_file, media) + ["--sip-dtmf-method", dtmf_method]
         self._argv += ["--sip-min-interval", repr(float(min_interval))]
+        if allow:
+            self._argv += ["--sip-allow-remote"]
+        if sip_bind:
+            self._argv += ["--sip-bind", sip_bind]
         if max_calls:
             # --sip-max-calls bounds each worker; split the total between them.
             self._argv += ["--sip-max-calls", str(math.ceil(max_calls / self.workers))]
@@ -187,9 +213,9 @@ class LoadSession:
         self.env.ccharness_sink = self.sink
         port = self.master_port or _free_tcp_port()
         try:
-            self.env.create_master_runner("127.0.0.1", port)
+            self.env.create_master_runner(self.master_host, port)
         except RPCError as exc:
-            raise ConfigError(f"cannot bind the Locust master to 127.0.0.1:{port}: {exc} "
+            raise ConfigError(f"cannot bind the Locust master to {self.master_host}:{port}: {exc} "
                               "(port in use?)", key="master-port") from None
         self.master_port = port
         plugin.install(self.env)
@@ -202,13 +228,19 @@ class LoadSession:
 
     def _start_workers(self) -> None:
         cmd = [sys.executable, "-m", "locust", "-f", locustfile.__file__, "--worker",
-               "--master-host", "127.0.0.1", "--master-port", str(self.master_port),
+               "--master-host", self._local_master_host(), "--master-port", str(self.master_port),
                "--loglevel", "WARNING"]
-        for i in range(self.workers):
+        for i in range(self.local_workers):
             logf = self._log_file(i)
             self._logs.append(logf)
             self._procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
                                                 stderr=subprocess.STDOUT, start_new_session=True))
+
+    def _local_master_host(self) -> str:
+        """Where local workers reach the master: loopback when it listens everywhere."""
+        if ipaddress.ip_address(self.master_host).is_unspecified:
+            return "127.0.0.1" if ipaddress.ip_address(self.master_host).version == 4 else "::1"
+        return self.master_host
 
     def _log_file(self, i: int):
         if self.out_dir:
@@ -217,14 +249,20 @@ class LoadSession:
         return tempfile.TemporaryFile()
 
     def _await_workers(self) -> None:
-        deadline = time.time() + WORKER_CONNECT_TIMEOUT
+        timeout = WORKER_CONNECT_TIMEOUT if not self.expect_workers else self.worker_timeout
+        if self.expect_workers:
+            log.warning("waiting up to %.0f s for %d external load worker(s) on %s:%d",
+                        timeout, self.expect_workers, self.master_host, self.master_port)
+        deadline = time.time() + timeout
         while len(self.env.runner.clients.ready) < self.workers:
             dead = [p for p in self._procs if p.poll() is not None]
             if dead:
                 raise SipError(f"a load worker exited during start-up: {self._tail(dead[0])}")
             if time.time() > deadline:
                 raise SipError(f"only {len(self.env.runner.clients.ready)} of {self.workers} "
-                               f"load workers connected within {WORKER_CONNECT_TIMEOUT:.0f} s")
+                               f"load workers connected within {timeout:.0f} s "
+                               f"({self.expect_workers} external expected on "
+                               f"{self.master_host}:{self.master_port})")
             gevent.sleep(0.1)
 
     def _tail(self, proc) -> str:
@@ -317,6 +355,15 @@ class LoadSession:
                        "by_name": {f"{k[1]} {k[0]}": v.num_requests
                                    for k, v in (stats.entries.items() if stats else [])}},
         }
+
+
+def _bind_address(host: str) -> str:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"the Locust master's bind host must be an IP address, got {host!r}",
+                          key="master-bind-host") from None
+    return host
 
 
 def _reap(p: subprocess.Popen) -> None:

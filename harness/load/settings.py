@@ -3,18 +3,25 @@
 ``add_arguments(parser)`` is what the locustfile hangs on
 ``events.init_command_line_parser``; Locust then carries the options to every
 worker with its spawn message. ``LoadSettings.from_options(ns)`` validates once.
+
+Loopback only unless asked: ``--sip-allow-remote`` (or CCHARNESS_ALLOW_REMOTE_TARGETS=1)
+accepts SIP targets beyond loopback and ``--sip-bind ADDR`` (or CCHARNESS_SIP_BIND; default
+127.0.0.1) binds the engines' SIP/RTP there: both for real deployments only. The worker's
+engine processes take both from the environment (EngineConfig defaults), so
+``from_options`` exports them when they were asked for.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.sip.engine import DEFAULT_TAG_HEADER
+from harness.sip.engine import DEFAULT_TAG_HEADER, LOOPBACK, SIP_BIND_ENV, default_bind
 from harness.sip.profiles import HoldDistribution, codec_ids, parse_hold
-from harness.sip.uri import parse_target
+from harness.sip.uri import ALLOW_REMOTE_ENV, parse_target, remote_allowed
 
 # Pacing: a caller starts a call at most every DEFAULT_MIN_INTERVAL seconds, so a 488 or
 # 503 answered in a millisecond cannot make it redial at ~1,500 calls/s (one engine
@@ -51,6 +58,12 @@ def add_arguments(parser) -> None:
                    help="null: null audio device (RTP flows); none: no device")
     g.add_argument("--sip-engines", type=int, default=0,
                    help="engine processes to start per worker up front (they also grow on demand)")
+    g.add_argument("--sip-allow-remote", action="store_true",
+                   help="REAL DEPLOYMENTS ONLY: accept SIP targets beyond loopback "
+                   f"(or {ALLOW_REMOTE_ENV}=1); default: loopback targets only")
+    g.add_argument("--sip-bind", default="", metavar="ADDR",
+                   help="address the engines bind SIP/RTP to (default: "
+                   f"{SIP_BIND_ENV} or {LOOPBACK}); another address is for real deployments")
     g.add_argument("--calls-out", default="", help="master: write calls.jsonl here")
     a.add_argument("--api-base-url", default="", help="platform REST base URL")
     a.add_argument("--api-token-url", default="", help="OAuth client-credentials endpoint")
@@ -77,6 +90,8 @@ class LoadSettings:
     min_interval: float
     entry_trunks: dict
     media: str
+    allow_remote: bool = False
+    sip_bind: str = LOOPBACK
 
     @classmethod
     def from_options(cls, ns) -> "LoadSettings":
@@ -84,8 +99,10 @@ class LoadSettings:
         if not targets:
             raise ConfigError("no SIP target: give --sip-target sip:user@127.0.0.1:PORT",
                               key="sip-target")
+        allow = remote_allowed(True if getattr(ns, "sip_allow_remote", False) else None)
         for t in targets:
-            parse_target(t)
+            parse_target(t, allow_remote=allow)
+        bind = sip_bind(getattr(ns, "sip_bind", ""))
         header = ns.sip_tag_header.strip()
         if not header or ":" in header or " " in header:
             raise ConfigError(f"bad tag header name {ns.sip_tag_header!r}", key="sip-tag-header")
@@ -95,12 +112,34 @@ class LoadSettings:
             raise ConfigError(f"minimum interval between a caller's calls must be at least "
                               f"{MIN_INTERVAL_FLOOR:g} s, got {ns.sip_min_interval:g}",
                               key="sip-min-interval")
+        export_engine_env(allow, bind)
         return cls(targets=targets, codecs=codec_ids(ns.sip_codecs), hold=parse_hold(ns.sip_hold),
                    tag=ns.sip_tag or "untagged", tag_header=header, dtmf=ns.sip_dtmf or "",
                    dtmf_method=ns.sip_dtmf_method,
                    ring_timeout=float(ns.sip_ring_timeout), retry=bool(ns.sip_retry),
                    max_calls=int(ns.sip_max_calls), min_interval=float(ns.sip_min_interval),
-                   entry_trunks=entry_trunks(ns.sip_endpoints_file), media=ns.sip_media)
+                   entry_trunks=entry_trunks(ns.sip_endpoints_file), media=ns.sip_media,
+                   allow_remote=allow, sip_bind=bind)
+
+
+def sip_bind(value: str) -> str:
+    """The engines' bind address: ``value``, else the environment, else 127.0.0.1."""
+    addr = (value or "").strip() or default_bind()
+    try:
+        ipaddress.ip_address(addr.strip("[]"))
+    except ValueError:
+        raise ConfigError(f"--sip-bind must be an IP address, got {addr!r}",
+                          key="sip-bind") from None
+    return addr
+
+
+def export_engine_env(allow_remote: bool, bind: str) -> None:
+    """Hand the opt-ins to this process's engine processes (they inherit the environment;
+    EngineConfig reads it). Nothing is written for the loopback defaults."""
+    if allow_remote:
+        os.environ[ALLOW_REMOTE_ENV] = "1"
+    if bind != LOOPBACK:
+        os.environ[SIP_BIND_ENV] = bind
 
 
 def entry_trunks(path: str) -> dict:

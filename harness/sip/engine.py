@@ -12,13 +12,16 @@ time (DESIGN.md), and a call whose ``makeCall`` failed is never kept at all.
 Facts this lives with (DESIGN.md): at most 4 calls per process (``CAPACITY``), so
 ``place()`` refuses over capacity instead of letting ``makeCall`` fail (which
 aborts the process); calls need audio, so a null audio device stands in; the SIP
-and media transports are bound to 127.0.0.1.
+and media transports are bound to 127.0.0.1 unless ``EngineConfig.bind`` (default:
+``CCHARNESS_SIP_BIND`` from the environment, else 127.0.0.1) says otherwise, which
+only a real deployment does, together with the remote-target opt-in (harness.sip.uri).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import queue
 import random
 import re
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CAPACITY = 4  # the wheel's compiled-in PJSUA_MAX_CALLS; maxCalls above it is capped
 LOOPBACK = "127.0.0.1"
+SIP_BIND_ENV = "CCHARNESS_SIP_BIND"
 DEFAULT_TAG_HEADER = "X-Chaos-Test"
 PJ_ETOOMANY = 70010
 RTP_WINDOW = 1000   # RTP/RTCP ports per process: 4 calls plus sockets in PJSIP's delayed close
@@ -73,9 +77,21 @@ class RateGate:
         return True
 
 
+def default_bind() -> str:
+    """The SIP/RTP bind address: ``CCHARNESS_SIP_BIND`` if set (a real deployment, set
+    from ``--sip-bind``), else 127.0.0.1."""
+    return os.environ.get(SIP_BIND_ENV, "").strip() or LOOPBACK
+
+
+def _unspecified(addr: str) -> bool:
+    return addr in ("0.0.0.0", "::", "[::]")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    sip_port: int = 0               # 0: any free port on 127.0.0.1
+    sip_port: int = 0               # 0: any free port on the bind address
+    bind: str = field(default_factory=default_bind)
+    allow_remote: bool = False      # True: targets beyond loopback (else the environment decides)
     codecs: tuple[str, ...] = ("PCMU/8000/1", "PCMA/8000/1")
     user_agent: str = "ccharness"
     media: str = "null"             # "null" (null audio device, clocked) or "none" (no device)
@@ -152,7 +168,7 @@ class Engine:
         self._lock = threading.Lock()
         self._ep = None
         self._acc = None
-        self.sip_port = 0
+        self.sip_host, self.sip_port = LOOPBACK, 0
         self._retry_at: float | None = None
         self._deferred: list[CallSpec] = []
         self._graveyard: list = []
@@ -194,10 +210,13 @@ class Engine:
         ep.libInit(cfg)
         tcfg = pj.TransportConfig()
         tcfg.port = self.config.sip_port
-        tcfg.boundAddress = LOOPBACK
-        tcfg.publicAddress = LOOPBACK
+        bind = self.config.bind
+        tcfg.boundAddress = "" if _unspecified(bind) else bind
+        # On 0.0.0.0 PJSIP publishes the host's default interface address itself.
+        tcfg.publicAddress = "" if _unspecified(bind) else bind
         tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-        self.sip_port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self.sip_host, port = ep.transportGetInfo(tid).localName.rsplit(":", 1)
+        self.sip_port = int(port)
         ep.libStart()
         if self.config.media == "none":
             ep.audDevManager().setNoDev()
@@ -209,7 +228,7 @@ class Engine:
     def _init_error(self, exc) -> SipError:
         err = map_pj_error(exc, "starting the SIP engine")
         if "in use" in err.message.lower() or "EADDRINUSE" in err.message:
-            return SipError(f"SIP port {self.config.sip_port} on {LOOPBACK} is already in use "
+            return SipError(f"SIP port {self.config.sip_port} on {self.config.bind} is already in use "
                             "(choose another --sip-port or stop what holds it)")
         return err
 
@@ -227,15 +246,16 @@ class Engine:
 
     def _make_account(self, pj, tid):
         acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:ccharness@{LOOPBACK}:{self.sip_port}"
+        acfg.idUri = f"sip:ccharness@{self.sip_host}:{self.sip_port}"
         acfg.sipConfig.transportId = tid
         # Each process walks its own RTP port window from a random start: engine
         # processes starting alike at PJSUA's default (4000) collide, and PJSUA gives up
         # with EADDRINUSE after its 100 bind retries (seen at ~180 calls/s, 50 processes).
         acfg.mediaConfig.transportConfig.port = random.randrange(10000, 64000 - RTP_WINDOW, 2)
         acfg.mediaConfig.transportConfig.portRange = RTP_WINDOW
-        acfg.mediaConfig.transportConfig.boundAddress = LOOPBACK
-        acfg.mediaConfig.transportConfig.publicAddress = LOOPBACK
+        bind = self.config.bind
+        acfg.mediaConfig.transportConfig.boundAddress = "" if _unspecified(bind) else bind
+        acfg.mediaConfig.transportConfig.publicAddress = "" if _unspecified(bind) else bind
         acfg.natConfig.sdpNatRewriteUse = False
         acfg.natConfig.contactRewriteUse = False
         acc = pj.Account()
@@ -277,7 +297,7 @@ class Engine:
         """Send an INVITE for ``spec``. Raises CapacityError when full or when calls come
         faster than ``MAX_STARTS`` per ``START_WINDOW`` (RateGate), SipError when
         the target is malformed or PJSIP refuses; the record comes via ``service()``."""
-        target = parse_target(spec.target)
+        target = parse_target(spec.target, allow_remote=self.config.allow_remote or None)
         if self.free - len(self._deferred) <= 0:
             raise CapacityError(f"engine holds {CAPACITY} calls already (PJSUA2 per-process cap)")
         # A deferred retry (PJ_ETOOMANY) was admitted when first placed.

@@ -1,13 +1,19 @@
 """Target URI validation, without I/O.
 
-The engine binds its SIP and media transports to 127.0.0.1 (DESIGN.md: loopback
-only), so a target must be a ``sip:`` URI whose host is on loopback. Anything else
-is refused here with a message that says why, before PJSUA2 sees it.
+By default the engine binds its SIP and media transports to 127.0.0.1 (DESIGN.md:
+loopback only), so a target must be a ``sip:`` URI whose host is on loopback; anything
+else is refused here with a message that says why, before PJSUA2 sees it.
+
+A real deployment (workers in containers calling ``sip:...@twin:PORT`` or a DR org's
+SBC) opts in explicitly: ``allow_remote=True`` (Locust ``--sip-allow-remote``) or the
+environment variable ``CCHARNESS_ALLOW_REMOTE_TARGETS=1``. Only then are other hosts,
+names included, accepted; the engine must also bind beyond loopback (``--sip-bind``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 
@@ -21,6 +27,14 @@ _SIP_URI = re.compile(
     r"(?P<params>(?:;[A-Za-z0-9\-_.!~*'()%]+(?:=[A-Za-z0-9\-_.!~*'()%]*)?)*)$"
 )
 _LOOPBACK_NAMES = {"localhost"}
+ALLOW_REMOTE_ENV = "CCHARNESS_ALLOW_REMOTE_TARGETS"
+
+
+def remote_allowed(allow_remote: bool | None = None) -> bool:
+    """The opt-in: ``allow_remote`` when given, else ``CCHARNESS_ALLOW_REMOTE_TARGETS=1``."""
+    if allow_remote is not None:
+        return bool(allow_remote)
+    return os.environ.get(ALLOW_REMOTE_ENV, "").strip() == "1"
 
 
 @dataclass(frozen=True)
@@ -38,8 +52,10 @@ class SipTarget:
         return host, self.port
 
 
-def parse_target(uri: str) -> SipTarget:
-    """Validate ``uri`` as a loopback ``sip:`` URI; raise SipError naming the fault."""
+def parse_target(uri: str, allow_remote: bool | None = None) -> SipTarget:
+    """Validate ``uri`` as a ``sip:`` URI on loopback (or anywhere, with the explicit
+    opt-in: ``allow_remote``, else the environment, see ``remote_allowed``); raise
+    SipError naming the fault."""
     text = (uri or "").strip()
     if not text:
         raise SipError("empty SIP target URI (expected e.g. sip:chaos@127.0.0.1:5060)")
@@ -53,9 +69,10 @@ def parse_target(uri: str) -> SipTarget:
     if not 1 <= port <= 65535:
         raise SipError(f"malformed SIP target {uri!r}: port {port} is out of range 1-65535")
     host = m.group("host")
-    if not _is_loopback(host):
+    if not _is_loopback(host) and not remote_allowed(allow_remote):
         raise SipError(f"SIP target {uri!r} is not on loopback: the engine binds to 127.0.0.1 "
-                       "and sends traffic nowhere else")
+                       "and sends traffic nowhere else (for a real deployment opt in with "
+                       f"--sip-allow-remote or {ALLOW_REMOTE_ENV}=1)")
     return SipTarget(uri=text, user=m.group("user"), host=host, port=port)
 
 

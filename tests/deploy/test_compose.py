@@ -185,6 +185,51 @@ def test_master_runs_a_shipped_experiment(resolved):
     assert Path(targets["/app/experiments"]).joinpath(Path(experiment).name).is_file()
 
 
+def _environment(service: dict) -> dict:
+    env = service.get("environment") or {}
+    return dict(env) if isinstance(env, dict) else dict((e.split("=", 1) + [None])[:2] for e in env)
+
+
+def test_master_waits_for_the_worker_service_on_the_compose_network(resolved):
+    svcs = resolved["services"]
+    cmd = svcs["master"]["command"]
+    port = flag(cmd, "--master-port")
+    assert flag(cmd, "--master-bind-host") == "0.0.0.0" and flag(cmd, "--local-workers") == "0"
+    assert flag(cmd, "--expect-workers") == "4"                       # CCHARNESS_WORKERS default
+    assert flag(cmd, "--metrics-host") == "0.0.0.0"                   # Prometheus scrapes master:PORT
+    assert flag(svcs["worker"]["command"], "--master-port") == port
+    assert port in [str(p) for p in svcs["master"].get("expose", [])]
+
+
+def test_expected_workers_follow_ccharness_workers(docker_compose_bin, tmp_path):
+    env_file = tmp_path / "test.env"
+    env_file.write_text(f"GRAFANA_ADMIN_PASSWORD={TEST_PASSWORD}\nCCHARNESS_WORKERS=7\n")
+    proc = compose_config(docker_compose_bin, env_file)
+    assert proc.returncode == 0, proc.stderr
+    cmd = yaml.safe_load(proc.stdout)["services"]["master"]["command"]
+    assert flag(cmd, "--expect-workers") == "7"
+
+
+def test_ccharness_run_accepts_every_option_the_master_passes(resolved):
+    import argparse
+
+    from harness.control import cli
+
+    cmd = resolved["services"]["master"]["command"]
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    args = parser.parse_args(cmd[cmd.index("run") + 1:])
+    assert cli.load_options(args) == {"master_host": "0.0.0.0", "master_port": 5557,
+                                      "expect_workers": 4, "local_workers": 0}
+
+
+def test_remote_targets_and_binds_are_opted_into_explicitly(resolved):
+    svcs = resolved["services"]
+    assert _environment(svcs["master"])["CCHARNESS_ALLOW_REMOTE_TARGETS"] == "1"
+    worker = _environment(svcs["worker"])
+    assert worker["CCHARNESS_ALLOW_REMOTE_TARGETS"] == "1" and worker["CCHARNESS_SIP_BIND"] == "0.0.0.0"
+
+
 def test_twin_endpoints_file_is_on_a_volume_master_and_workers_read(resolved):
     svcs = resolved["services"]
     path = flag(svcs["twin"]["command"], "--endpoints-file")
