@@ -33,6 +33,9 @@ MIN_INTERVAL_FLOOR = 0.05
 def add_arguments(parser) -> None:
     # Locust's own parser (not argument groups) so that is_secret reaches its web UI.
     g = a = parser
+    # Locust binds its web UI and a master's worker port on every interface by default;
+    # here both default to loopback (--web-host/--master-bind-host still override).
+    parser.set_defaults(web_host=LOOPBACK, master_bind_host=LOOPBACK)
     g.add_argument("--sip-target", default="", help="SIP URI(s) to call, comma-separated "
                    "(trunks in failover order)")
     g.add_argument("--sip-codecs", default="pcmu,pcma", help="codec offer, best first")

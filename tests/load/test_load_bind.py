@@ -215,3 +215,24 @@ def test_master_waits_for_an_external_worker_and_listens_on_loopback_only(sipp_b
     load = json.loads((out / "summary.json").read_text())["load"]
     assert load["workers"] == 1 and len(load["calls_by_worker"]) == 1   # only the external one
     assert load["calls_total"] > 0 and load["calls_by_outcome"].get("answered", 0) > 0
+
+
+def test_plain_locust_master_and_web_ui_bind_loopback_by_default():
+    """`locust -f locustfiles/sip_load.py --master` with its web UI: Locust's own default
+    is every interface; the locustfile's options make it 127.0.0.1."""
+    master_port, web_port = free_tcp_port(), free_tcp_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "locustfiles/sip_load.py", "--master",
+         "--master-bind-port", str(master_port), "--web-port", str(web_port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        seen = set()
+        while time.time() < deadline and not {master_port, web_port} <= {p for _, p in seen}:
+            assert proc.poll() is None, f"locust exited with {proc.returncode}"
+            time.sleep(0.2)
+            seen = listen_addrs([proc.pid])
+        assert seen == {("127.0.0.1", master_port), ("127.0.0.1", web_port)}
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
