@@ -47,6 +47,12 @@ SETUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 MTTR_BUCKETS = (1, 2, 5, 10, 15, 20, 25, 30, 40, 60, 90, 120, 180, 300, 600)
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 MAX_ENDPOINTS = 32
+# Series published at zero from the start, so dashboards and rules have a vector (of
+# zeros) to compute on before the first such call: (code, outcome) per known trunk, and
+# the error codes the API panels and alert select, per endpoint once it is first seen.
+CODES_OF_INTEREST = (("200", "answered"), ("408", "408"), ("487", "487"), ("488", "488"),
+                     ("403", "403"), ("503", "503"))
+API_ERROR_CODES = ("429", "500", "503", "error")
 MAX_FAULT_KINDS = 16
 _ID_SEGMENT = re.compile(r"^(?:[0-9a-fA-F-]{8,}|\d+|[0-9a-zA-Z_-]*\d[0-9a-zA-Z_-]{15,})$")
 
@@ -142,6 +148,16 @@ class HarnessMetrics:
         self._injections: dict[tuple[str, str], _Injection] = {}
         self._analytics = LiveAnalyticsMttr()
         self._build(registry)
+        self._init_zero_series(trunk_ids)
+
+    def _init_zero_series(self, trunk_ids: list[str]) -> None:
+        """Bounded label sets known up front, published at zero (values stay honest:
+        a series only counts what was observed)."""
+        for trunk in trunk_ids:
+            for code, outcome in CODES_OF_INTEREST:
+                self.sip_responses.labels(code=code, outcome=outcome, trunk=trunk)
+        for outcome in OUTCOMES:
+            self.call_setup.labels(outcome=outcome)
 
     def _build(self, r: CollectorRegistry) -> None:
         self.sip_responses = Counter(
@@ -273,6 +289,8 @@ class HarnessMetrics:
         """One platform REST call; ``endpoint`` may be a path or URL, it is templated."""
         method, _, path = endpoint.rpartition(" ")
         label = self._endpoint(f"{method} {endpoint_template(path)}".strip())
+        for err in API_ERROR_CODES:
+            self.api_requests.labels(endpoint=label, code=err)   # zero until one happens
         self.api_requests.labels(endpoint=label, code=str(code) if code else "error").inc()
         self.api_seconds.labels(endpoint=label).observe(float(seconds))
 
