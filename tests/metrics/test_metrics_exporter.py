@@ -153,3 +153,22 @@ def test_live_analytics_mttr_gauge(m):
                                {"queueId": "qs", "answeredCalls": 3, "polled_at": T + 125, "asOf": T + 25}])
     assert value(m, "ccharness_analytics_mttr_seconds") == 125.0
     assert value(m, "ccharness_answer_mttr_seconds_sum") == pytest.approx(21.5)
+
+
+def test_codes_of_interest_published_at_zero_per_known_trunk(m):
+    """Before any call, the codes the dashboards and rules select exist, at zero."""
+    for trunk in (P, S):
+        for code, outcome in (("200", "answered"), ("408", "408"), ("487", "487"),
+                              ("488", "488"), ("403", "403"), ("503", "503")):
+            assert value(m, "ccharness_sip_responses_total", code=code, outcome=outcome,
+                         trunk=trunk) == 0
+    assert value(m, "ccharness_call_setup_seconds_count", outcome="answered") == 0
+    assert value(m, "ccharness_sip_responses_total", code="408", outcome="408", trunk="other") is None
+
+
+def test_api_error_codes_published_at_zero_once_an_endpoint_is_seen(m):
+    m.observe_api("GET /api/v2/telephony/phone/trunks/8e8b79be-be7d-5e3a-b984-e175690340a1", 200, 0.01)
+    ep = "GET /api/v2/telephony/phone/trunks/{id}"
+    assert value(m, "ccharness_api_requests_total", endpoint=ep, code="200") == 1
+    for code in ("429", "500", "503", "error"):
+        assert value(m, "ccharness_api_requests_total", endpoint=ep, code=code) == 0
