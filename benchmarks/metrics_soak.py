@@ -166,14 +166,15 @@ def real_soak(args, run_dir: str) -> int:
         print(f"metrics_soak: REAL load, {args.concurrent} concurrent calls held {args.hold:g} s "
               f"against the twin's {target} for {args.duration:.0f} s, {args.workers} workers; "
               f"exporter scraped over HTTP each second", flush=True)
-        with LoadSession([target], concurrent=args.concurrent, hold=f"fixed:{args.hold:g}",
-                         duration=args.duration, workers=args.workers,
-                         out_dir=str(Path(run_dir) / "load"),
-                         endpoints_file=str(Path(run_dir) / "endpoints.json")) as load:
-            load.sink.subscribe(metrics.recorder)
-            code = soak_loop(args, load, metrics)
-        metrics.close()
-        return code
+        try:
+            with LoadSession([target], concurrent=args.concurrent, hold=f"fixed:{args.hold:g}",
+                             duration=args.duration, workers=args.workers,
+                             out_dir=str(Path(run_dir) / "load"),
+                             endpoints_file=str(Path(run_dir) / "endpoints.json")) as load:
+                load.sink.subscribe(metrics.recorder)
+                return soak_loop(args, load, metrics)
+        finally:
+            metrics.close()
     finally:
         stop_twin(twin)
 
@@ -207,7 +208,7 @@ def synthetic_soak(args, run_dir: str) -> int:
     session = MetricsSession(run_dir, trunks=TRUNKS, port=0, flush_every_s=5,
                              soak_report_every_s=args.report_every if hook else None, report=hook)
     print(f"metrics_soak: SYNTHETIC records at {args.rate:.0f}/s for {args.duration:.0f} s "
-          f"(the load side's sink is not wired in this benchmark), scraped over HTTP each second, "
+          f"(the default --real mode runs a real load), scraped over HTTP each second, "
           f"report rebuild {'every %.0f s' % args.report_every if hook else 'not available'}",
           flush=True)
     rng = random.Random(7)
