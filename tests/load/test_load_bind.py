@@ -21,7 +21,7 @@ import pytest
 
 from harness.errors import ConfigError, SipError
 from harness.sip.uri import ALLOW_REMOTE_ENV, parse_target
-from sippeer_load import sipp_uas
+from sipp_peer import sipp_uas
 
 ROOT = Path(__file__).resolve().parents[2]
 REMOTE = ["sip:svc@10.20.30.40:5060", "sip:svc@twin:5060", "sip:svc@[2001:db8::1]:5070"]

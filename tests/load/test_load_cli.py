@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sippeer_load import sipp_uas
+from sipp_peer import sipp_uas
 
 ROOT = Path(__file__).resolve().parents[2]
 CCHARNESS = [sys.executable, "-m", "harness.cli", "load"]

@@ -11,7 +11,7 @@ import pytest
 from harness.errors import SipError
 from harness.sip.engine import CallSpec, EngineConfig
 from harness.sip.pool import EnginePool
-from sippeer import sipp_uas
+from sipp_peer import sipp_uas
 
 pytestmark = pytest.mark.sipp
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "sip"
+SCENARIOS = Path(__file__).resolve().parents[1] / "sip"
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
