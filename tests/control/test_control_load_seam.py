@@ -9,9 +9,8 @@ import json
 import threading
 import time
 
-import pytest
 
-from control_twinutil import Admin, experiment, running_twin
+from control_twinutil import experiment
 from harness.control.controller import EXIT_FOR_VERDICT, Controller
 from harness.control.plan import prepare
 from harness.control.targets import Resolver
@@ -58,20 +57,6 @@ class FakeLoad:
                               "invite_at": now - 0.2, "ended_at": now, "setup_seconds": 0.2})
             for sink in self.sinks:
                 sink(batch)
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory):
-    with running_twin(tmp_path_factory.mktemp("twin")) as ep:
-        yield ep
-
-
-@pytest.fixture
-def admin(twin):
-    a = Admin(twin)
-    a.reset()
-    yield a
-    a.close()
 
 
 def edit(d):

@@ -9,27 +9,13 @@ from __future__ import annotations
 import pytest
 
 from control_sipcaller import SipCallerLoad
-from control_twinutil import Admin, experiment, running_twin
+from control_twinutil import experiment
 from harness.control.controller import Controller
 from harness.control.plan import prepare
 from harness.control.targets import Resolver
 from harness.experiment.loader import load_experiment
 from harness.platforms.adapter import open_adapter
 from harness.platforms.credentials import connection_for
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory):
-    with running_twin(tmp_path_factory.mktemp("twin")) as ep:
-        yield ep
-
-
-@pytest.fixture
-def admin(twin):
-    a = Admin(twin)
-    a.reset()
-    yield a
-    a.close()
 
 
 def quick(d):

@@ -23,20 +23,6 @@ SHIPPED = ["genesys-trunk-failover", "cxone-health-failover", "codec-mismatch-fa
            "license-ceiling", "sip-timer-switchover"]
 
 
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory):
-    with running_twin(tmp_path_factory.mktemp("twin")) as ep:
-        yield ep
-
-
-@pytest.fixture
-def admin(twin):
-    a = Admin(twin)
-    a.reset()
-    yield a
-    a.close()
-
-
 def short(data):
     """Shorter waits for tests (the twin runs at time scale 0.05)."""
     data["convergence"]["timeout_seconds"] = 8

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
-from twin_support import FIXTURES, Api, emulator, wait_until
+from twin_support import E2E_SCALE, Api, wait_until
 
-SCALE = 0.02
+SCALE = E2E_SCALE
 PROPAGATION = 100 * SCALE   # e2e.yaml fixes Genesys propagation at 100 s
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    with emulator(tmp_path_factory.mktemp("rest"), FIXTURES / "e2e.yaml", SCALE) as (endpoints, _):
-        yield endpoints
-
-
-@pytest.fixture
-def api(live):
-    client = Api(live)
-    assert client.request("POST", "/twin/v1/reset").status_code == 200
-    yield client
-    client.close()
 
 
 def test_token_endpoint_issues_bearer_tokens(live):

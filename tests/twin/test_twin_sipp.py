@@ -6,24 +6,10 @@ import time
 
 import pytest
 
-from twin_support import FIXTURES, Api, emulator, run_sipp, wait_until
+from twin_support import E2E_SCALE, run_sipp, wait_until
 
 pytestmark = pytest.mark.sipp
-SCALE = 0.02
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    with emulator(tmp_path_factory.mktemp("sipp"), FIXTURES / "e2e.yaml", SCALE) as (endpoints, _):
-        yield endpoints
-
-
-@pytest.fixture
-def api(live):
-    client = Api(live)
-    assert client.request("POST", "/twin/v1/reset").status_code == 200
-    yield client
-    client.close()
+SCALE = E2E_SCALE
 
 
 def _applied(api, trunk_id):

@@ -24,6 +24,7 @@ from harness.twin.model import TwinModel
 from harness.twin.topology import load_topology
 
 FIXTURES = Path(__file__).parent / "fixtures"
+E2E_SCALE = 0.02   # time scale of the end-to-end emulator (conftest fixture `live`)
 
 
 class FakeLeg:
